@@ -1,0 +1,287 @@
+//! The ports implemented over the AWS SDK for Rust.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use aws_sdk_cloudwatch::types::AlarmType;
+use aws_sdk_ecs::types::DesiredStatus;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::ports::{AwsError, Ecs, Service, Task, Alarms, DeadLetters};
+
+/// Error codes AWS uses for "slow down".
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+];
+
+fn classify<E>(op: &str, err: aws_sdk_ecs::error::SdkError<E>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let code = err.code().map(str::to_string);
+    let text = format!("{op}: {}", DisplayErrorContext(&err));
+    match code.as_deref() {
+        Some(c) if THROTTLING_CODES.contains(&c) => AwsError::Throttled(text),
+        Some("ClusterNotFoundException" | "ServiceNotFoundException" | "ServiceNotActiveException") => {
+            AwsError::NotFound(text)
+        }
+        _ => AwsError::Other(text),
+    }
+}
+
+pub struct AwsEcs(pub aws_sdk_ecs::Client);
+
+#[async_trait]
+impl Ecs for AwsEcs {
+    async fn describe_service(&self, cluster: &str, service: &str) -> Result<Service, AwsError> {
+        let out = self
+            .0
+            .describe_services()
+            .cluster(cluster)
+            .services(service)
+            .send()
+            .await
+            .map_err(|e| classify("ecs:DescribeServices", e))?;
+        let found = out
+            .services()
+            .iter()
+            .find(|s| s.service_name() == Some(service) || s.service_arn() == Some(service));
+        match found {
+            Some(s) if s.status() != Some("INACTIVE") => Ok(Service {
+                name: s.service_name().unwrap_or(service).to_string(),
+                status: s.status().unwrap_or_default().to_string(),
+                desired_count: s.desired_count(),
+                running_count: s.running_count(),
+                pending_count: s.pending_count(),
+            }),
+            _ => Err(AwsError::NotFound(format!(
+                "service '{service}' not found in cluster '{cluster}'"
+            ))),
+        }
+    }
+
+    async fn running_tasks(&self, cluster: &str, service: Option<&str>) -> Result<Vec<Task>, AwsError> {
+        let mut arns = Vec::new();
+        let mut pages = self
+            .0
+            .list_tasks()
+            .cluster(cluster)
+            .set_service_name(service.map(str::to_string))
+            .desired_status(DesiredStatus::Running)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("ecs:ListTasks", e))?;
+            arns.extend(page.task_arns().iter().cloned());
+        }
+        let group = service.map(|s| format!("service:{s}"));
+        let mut tasks = Vec::new();
+        // DescribeTasks takes at most 100 tasks a call.
+        for batch in arns.chunks(100) {
+            let out = self
+                .0
+                .describe_tasks()
+                .cluster(cluster)
+                .set_tasks(Some(batch.to_vec()))
+                .send()
+                .await
+                .map_err(|e| classify("ecs:DescribeTasks", e))?;
+            for t in out.tasks() {
+                let in_service = match &group {
+                    Some(g) => t.group() == Some(g.as_str()),
+                    None => true,
+                };
+                if in_service && t.last_status() == Some("RUNNING") {
+                    if let Some(arn) = t.task_arn() {
+                        tasks.push(Task {
+                            arn: arn.to_string(),
+                            last_status: "RUNNING".into(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(tasks)
+    }
+
+    async fn stop_task(&self, cluster: &str, task_arn: &str, reason: &str) -> Result<(), AwsError> {
+        self.0
+            .stop_task()
+            .cluster(cluster)
+            .task(task_arn)
+            .reason(reason)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("ecs:StopTask", e))
+    }
+
+    async fn update_desired_count(&self, cluster: &str, service: &str, desired_count: i32) -> Result<(), AwsError> {
+        self.0
+            .update_service()
+            .cluster(cluster)
+            .service(service)
+            .desired_count(desired_count)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("ecs:UpdateService", e))
+    }
+}
+
+pub struct AwsAlarms(pub aws_sdk_cloudwatch::Client);
+
+#[async_trait]
+impl Alarms for AwsAlarms {
+    async fn states(&self, names: &[String]) -> Result<BTreeMap<String, String>, AwsError> {
+        let mut states = BTreeMap::new();
+        // DescribeAlarms takes at most 100 names a call.
+        for batch in names.chunks(100) {
+            let mut pages = self
+                .0
+                .describe_alarms()
+                .set_alarm_names(Some(batch.to_vec()))
+                .alarm_types(AlarmType::MetricAlarm)
+                .alarm_types(AlarmType::CompositeAlarm)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| classify("cloudwatch:DescribeAlarms", e))?;
+                for a in page.metric_alarms() {
+                    if let (Some(n), Some(s)) = (a.alarm_name(), a.state_value()) {
+                        states.insert(n.to_string(), s.as_str().to_string());
+                    }
+                }
+                for a in page.composite_alarms() {
+                    if let (Some(n), Some(s)) = (a.alarm_name(), a.state_value()) {
+                        states.insert(n.to_string(), s.as_str().to_string());
+                    }
+                }
+            }
+        }
+        Ok(states)
+    }
+}
+
+pub struct AwsDeadLetters(pub aws_sdk_sqs::Client);
+
+#[async_trait]
+impl DeadLetters for AwsDeadLetters {
+    async fn send(&self, queue_url: &str, body: &str) -> Result<(), AwsError> {
+        self.0
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("sqs:SendMessage", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
+    use aws_sdk_ecs::operation::describe_tasks::DescribeTasksOutput;
+    use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
+    use aws_sdk_ecs::operation::update_service::UpdateServiceError;
+    use aws_sdk_ecs::types::{Failure, Service as SdkService, Task as SdkTask};
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    fn task(arn: &str, group: &str, status: &str) -> SdkTask {
+        SdkTask::builder().task_arn(arn).group(group).last_status(status).build()
+    }
+
+    #[tokio::test]
+    async fn running_tasks_keeps_only_running_tasks_of_the_service() {
+        let list = mock!(aws_sdk_ecs::Client::list_tasks)
+            .match_requests(|r| r.cluster() == Some("c") && r.service_name() == Some("web"))
+            .then_output(|| ListTasksOutput::builder().task_arns("t1").task_arns("t2").task_arns("t3").task_arns("t4").build());
+        let describe = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(|| {
+            DescribeTasksOutput::builder()
+                .tasks(task("t1", "service:web", "RUNNING"))
+                .tasks(task("t2", "service:web", "STOPPED"))
+                .tasks(task("t3", "service:other", "RUNNING"))
+                .tasks(task("t4", "service:web", "RUNNING"))
+                .build()
+        });
+        let ecs = AwsEcs(mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&list, &describe]));
+        let tasks = ecs.running_tasks("c", Some("web")).await.unwrap();
+        let arns: Vec<&str> = tasks.iter().map(|t| t.arn.as_str()).collect();
+        assert_eq!(arns, vec!["t1", "t4"]);
+    }
+
+    #[tokio::test]
+    async fn a_missing_service_is_not_found() {
+        let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(|| {
+            DescribeServicesOutput::builder()
+                .failures(Failure::builder().arn("arn:svc/nope").reason("MISSING").build())
+                .build()
+        });
+        let ecs = AwsEcs(mock_client!(aws_sdk_ecs, [&describe]));
+        let err = ecs.describe_service("c", "nope").await.unwrap_err();
+        assert_eq!(err, AwsError::NotFound("service 'nope' not found in cluster 'c'".into()));
+    }
+
+    #[tokio::test]
+    async fn an_inactive_service_is_not_found() {
+        let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(|| {
+            DescribeServicesOutput::builder()
+                .services(SdkService::builder().service_name("old").status("INACTIVE").desired_count(2).build())
+                .build()
+        });
+        let ecs = AwsEcs(mock_client!(aws_sdk_ecs, [&describe]));
+        assert!(matches!(ecs.describe_service("c", "old").await, Err(AwsError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn throttling_is_told_apart_from_other_errors() {
+        let throttled = mock!(aws_sdk_ecs::Client::update_service).then_error(|| {
+            UpdateServiceError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("ThrottlingException")
+                    .message("Rate exceeded")
+                    .build(),
+            )
+        });
+        let ecs = AwsEcs(mock_client!(aws_sdk_ecs, [&throttled]));
+        let err = ecs.update_desired_count("c", "s", 0).await.unwrap_err();
+        assert!(matches!(err, AwsError::Throttled(ref m) if m.contains("ecs:UpdateService")), "{err:?}");
+
+        let denied = mock!(aws_sdk_ecs::Client::update_service).then_error(|| {
+            UpdateServiceError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("AccessDeniedException")
+                    .message("not allowed")
+                    .build(),
+            )
+        });
+        let ecs = AwsEcs(mock_client!(aws_sdk_ecs, [&denied]));
+        let err = ecs.update_desired_count("c", "s", 0).await.unwrap_err();
+        assert!(matches!(err, AwsError::Other(ref m) if m.contains("not allowed")), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn alarm_states_are_read_by_name() {
+        use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
+        use aws_sdk_cloudwatch::types::{MetricAlarm, StateValue};
+        let describe = mock!(aws_sdk_cloudwatch::Client::describe_alarms)
+            .match_requests(|r| r.alarm_names() == ["a".to_string(), "b".to_string()])
+            .then_output(|| {
+                DescribeAlarmsOutput::builder()
+                    .metric_alarms(MetricAlarm::builder().alarm_name("a").state_value(StateValue::Alarm).build())
+                    .build()
+            });
+        let alarms = AwsAlarms(mock_client!(aws_sdk_cloudwatch, [&describe]));
+        let states = alarms.states(&["a".into(), "b".into()]).await.unwrap();
+        assert_eq!(states.get("a").map(String::as_str), Some("ALARM"));
+        assert!(!states.contains_key("b"));
+    }
+}

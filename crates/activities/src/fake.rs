@@ -1,0 +1,164 @@
+//! In-memory ports for tests: an ECS with services and tasks, alarms whose
+//! state a test sets, a dead-letter queue that keeps what it was sent.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::ports::{Alarms, AwsError, DeadLetters, Ecs, Service, Task};
+
+#[derive(Default)]
+struct EcsState {
+    /// (cluster, service) -> (desired, running task arns)
+    services: BTreeMap<(String, String), (i32, Vec<String>)>,
+    stopped: Vec<String>,
+    next_task: usize,
+    fail_next: Option<AwsError>,
+}
+
+#[derive(Default)]
+pub struct FakeEcs(Mutex<EcsState>);
+
+impl FakeEcs {
+    pub fn with_service(cluster: &str, service: &str, tasks: usize) -> Self {
+        let ecs = FakeEcs::default();
+        ecs.set_desired(cluster, service, tasks as i32);
+        ecs.set_running(cluster, service, tasks);
+        ecs
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, EcsState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_desired(&self, cluster: &str, service: &str, desired: i32) {
+        let mut s = self.lock();
+        s.services.entry((cluster.into(), service.into())).or_default().0 = desired;
+    }
+
+    pub fn set_running(&self, cluster: &str, service: &str, running: usize) {
+        let mut s = self.lock();
+        let first = s.next_task;
+        s.next_task += running;
+        let tasks = (first..first + running).map(|i| format!("arn:aws:ecs:task/{cluster}/{i}")).collect();
+        s.services.entry((cluster.into(), service.into())).or_default().1 = tasks;
+    }
+
+    pub fn desired(&self, cluster: &str, service: &str) -> i32 {
+        self.lock().services.get(&(cluster.into(), service.into())).map_or(-1, |s| s.0)
+    }
+
+    pub fn stopped(&self) -> Vec<String> {
+        self.lock().stopped.clone()
+    }
+
+    /// The next call fails with this error.
+    pub fn fail_next(&self, err: AwsError) {
+        self.lock().fail_next = Some(err);
+    }
+
+    fn check(&self) -> Result<(), AwsError> {
+        match self.lock().fail_next.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl Ecs for FakeEcs {
+    async fn describe_service(&self, cluster: &str, service: &str) -> Result<Service, AwsError> {
+        self.check()?;
+        let s = self.lock();
+        let (desired, running) = s
+            .services
+            .get(&(cluster.into(), service.into()))
+            .ok_or_else(|| AwsError::NotFound(format!("service '{service}' not found in cluster '{cluster}'")))?;
+        Ok(Service {
+            name: service.into(),
+            status: "ACTIVE".into(),
+            desired_count: *desired,
+            running_count: running.len() as i32,
+            pending_count: 0,
+        })
+    }
+
+    async fn running_tasks(&self, cluster: &str, service: Option<&str>) -> Result<Vec<Task>, AwsError> {
+        self.check()?;
+        let s = self.lock();
+        Ok(s.services
+            .iter()
+            .filter(|((c, svc), _)| c == cluster && service.is_none_or(|want| want == svc))
+            .flat_map(|(_, (_, tasks))| tasks.iter())
+            .map(|arn| Task { arn: arn.clone(), last_status: "RUNNING".into() })
+            .collect())
+    }
+
+    async fn stop_task(&self, _cluster: &str, task_arn: &str, _reason: &str) -> Result<(), AwsError> {
+        self.check()?;
+        let mut s = self.lock();
+        for (_, tasks) in s.services.values_mut() {
+            tasks.retain(|t| t != task_arn);
+        }
+        s.stopped.push(task_arn.into());
+        Ok(())
+    }
+
+    async fn update_desired_count(&self, cluster: &str, service: &str, desired: i32) -> Result<(), AwsError> {
+        self.check()?;
+        let mut s = self.lock();
+        let entry = s
+            .services
+            .get_mut(&(cluster.into(), service.into()))
+            .ok_or_else(|| AwsError::NotFound(format!("service '{service}' not found in cluster '{cluster}'")))?;
+        entry.0 = desired;
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+pub struct FakeAlarms {
+    states: Mutex<BTreeMap<String, String>>,
+    calls: AtomicUsize,
+}
+
+impl FakeAlarms {
+    pub fn set(&self, name: &str, state: &str) {
+        self.states.lock().unwrap_or_else(|e| e.into_inner()).insert(name.into(), state.into());
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Alarms for FakeAlarms {
+    async fn states(&self, names: &[String]) -> Result<BTreeMap<String, String>, AwsError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(names
+            .iter()
+            .filter_map(|n| states.get(n).map(|s| (n.clone(), s.clone())))
+            .collect())
+    }
+}
+
+#[derive(Default)]
+pub struct FakeDeadLetters(Mutex<Vec<(String, String)>>);
+
+impl FakeDeadLetters {
+    pub fn sent(&self) -> Vec<(String, String)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+#[async_trait]
+impl DeadLetters for FakeDeadLetters {
+    async fn send(&self, queue_url: &str, body: &str) -> Result<(), AwsError> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push((queue_url.into(), body.into()));
+        Ok(())
+    }
+}

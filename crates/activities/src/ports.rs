@@ -1,0 +1,54 @@
+//! The narrow views of AWS the activities need. Adapters over the SDK live
+//! in [`crate::aws`]; tests use in-memory fakes.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AwsError {
+    /// The API said slow down; nothing was changed, so a retry is safe.
+    #[error("throttled by AWS: {0}")]
+    Throttled(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub name: String,
+    pub status: String,
+    pub desired_count: i32,
+    pub running_count: i32,
+    pub pending_count: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub arn: String,
+    pub last_status: String,
+}
+
+#[async_trait]
+pub trait Ecs: Send + Sync {
+    async fn describe_service(&self, cluster: &str, service: &str) -> Result<Service, AwsError>;
+    /// Tasks whose last status is RUNNING, of one service when given (by the
+    /// task's `group`, `service:<name>`), else of the whole cluster.
+    async fn running_tasks(&self, cluster: &str, service: Option<&str>) -> Result<Vec<Task>, AwsError>;
+    async fn stop_task(&self, cluster: &str, task_arn: &str, reason: &str) -> Result<(), AwsError>;
+    async fn update_desired_count(&self, cluster: &str, service: &str, desired_count: i32) -> Result<(), AwsError>;
+}
+
+#[async_trait]
+pub trait Alarms: Send + Sync {
+    /// The state value (OK, ALARM, INSUFFICIENT_DATA) of each named alarm
+    /// that exists; names missing from the answer do not exist.
+    async fn states(&self, names: &[String]) -> Result<BTreeMap<String, String>, AwsError>;
+}
+
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    async fn send(&self, queue_url: &str, body: &str) -> Result<(), AwsError>;
+}

@@ -1,0 +1,40 @@
+//! What every function's `main` does once, at cold start: logging and the
+//! AWS clients. Nothing here runs per invocation.
+
+use activities::aws::{AwsAlarms, AwsDeadLetters, AwsEcs};
+use std::time::{Duration, SystemTime};
+
+/// JSON logs in Lambda (`AWS_LAMBDA_LOG_FORMAT=JSON`), level from
+/// `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`.
+pub fn init_tracing() {
+    lambda_runtime::tracing::init_default_subscriber();
+}
+
+/// The AWS clients, from the standard configuration chain (region,
+/// credentials, and `AWS_ENDPOINT_URL` for the local stack).
+pub struct Aws {
+    pub ecs: AwsEcs,
+    pub alarms: AwsAlarms,
+    pub dead_letters: AwsDeadLetters,
+}
+
+impl Aws {
+    pub async fn load() -> Aws {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Aws {
+            ecs: AwsEcs(aws_sdk_ecs::Client::new(&config)),
+            alarms: AwsAlarms(aws_sdk_cloudwatch::Client::new(&config)),
+            dead_letters: AwsDeadLetters(aws_sdk_sqs::Client::new(&config)),
+        }
+    }
+}
+
+/// Time left before the invocation's deadline.
+pub fn time_left(ctx: &lambda_runtime::Context) -> Option<Duration> {
+    ctx.deadline().duration_since(SystemTime::now()).ok()
+}
+
+/// Parse the state machine's payload, naming what was wrong with it.
+pub fn parse<T: serde::de::DeserializeOwned>(payload: serde_json::Value) -> Result<T, crate::Failure> {
+    serde_json::from_value(payload).map_err(|e| crate::Failure::StateInvalid(format!("unreadable input: {e}")))
+}

@@ -1,0 +1,325 @@
+//! The handlers behind the Lambda functions. Each takes the state document
+//! the state machine passes and returns it updated; failures are [`Failure`]s
+//! whose names the state machine's Catch and Retry match.
+//!
+//! - [`plan`]: validate and expand the experiment, check its abort alarms.
+//! - [`step`]: run the probe or action under the cursor.
+//! - [`rollback`]: run the next rollback.
+//! - [`wait`]: wait up to one chunk of a pause, polling the abort alarms.
+//! - [`finish`]: build the journal; send failures to the dead-letter queue.
+
+pub mod failure;
+pub mod lambda;
+
+use std::time::Duration;
+
+use activities::{ActivityError, Alarms, DeadLetters, Ecs, Ports};
+use experiment::journal::{self, Finished};
+use experiment::plan::{Phase, Step, StepKind};
+use experiment::{Call, Compensation, ErrorReport, Experiment, NextKind, Plan, Record, RunStatus, State};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+pub use failure::Failure;
+
+/// What the action function receives: run the step under the cursor, or the
+/// next rollback.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActionRequest {
+    pub op: ActionOp,
+    pub state: State,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionOp {
+    Run,
+    Rollback,
+}
+
+/// What the journal function receives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FinishRequest {
+    pub dead_letter_queue_url: String,
+    pub state: State,
+}
+
+/// Validate the experiment, check its abort alarms exist and none is firing,
+/// and point the state at the first step. Changes nothing in the account.
+pub async fn plan(mut state: State, alarms: &dyn Alarms) -> Result<State, Failure> {
+    let experiment = Experiment::parse(&state.experiment).map_err(|e| Failure::Invalid(e.0))?;
+    let plan = Plan::new(&experiment).map_err(|e| Failure::Invalid(e.0))?;
+    let names = &plan.settings.abort_alarms;
+    let missing = activities::missing(alarms, names)
+        .await
+        .map_err(|e| Failure::from_aws("checking the abort alarms", e))?;
+    if !missing.is_empty() {
+        return Err(Failure::Invalid(format!(
+            "extensions.turbulence.abort_alarms: no CloudWatch alarm named {}",
+            quoted(&missing)
+        )));
+    }
+    ensure_calm(alarms, names, "before anything ran").await?;
+    tracing::info!(
+        execution = %state.execution,
+        title = %plan.title,
+        steps = plan.steps.len(),
+        time_scale = plan.settings.time_scale,
+        "planned"
+    );
+    state.plan = Some(plan);
+    state.started_at = Some(experiment::timestamp(OffsetDateTime::now_utc()));
+    state.point_at(0);
+    Ok(state)
+}
+
+/// Fail with `ExperimentAborted` when any abort alarm is in ALARM.
+async fn ensure_calm(alarms: &dyn Alarms, names: &[String], when: &str) -> Result<(), Failure> {
+    let firing = activities::firing(alarms, names)
+        .await
+        .map_err(|e| Failure::from_aws("checking the abort alarms", e))?;
+    if firing.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::Aborted(ErrorReport {
+        message: format!("abort alarm {} in ALARM {when}", quoted(&firing)),
+        record: None,
+    }))
+}
+
+fn quoted(names: &[String]) -> String {
+    names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+}
+
+/// The step under the cursor, checked to be of the kind the caller runs,
+/// and the plan's settings.
+fn current(state: &State, kinds: &[StepKind]) -> Result<(Step, experiment::Settings), Failure> {
+    let plan = state
+        .plan
+        .as_ref()
+        .ok_or_else(|| Failure::StateInvalid("the state has no plan; Plan must run first".into()))?;
+    let step = plan.steps.get(state.cursor).ok_or_else(|| {
+        Failure::StateInvalid(format!("cursor {} is past the last step ({})", state.cursor, plan.steps.len()))
+    })?;
+    if !kinds.contains(&step.kind) {
+        return Err(Failure::StateInvalid(format!(
+            "step {} '{}' is a {:?}, not a {:?}",
+            state.cursor, step.name, step.kind, kinds
+        )));
+    }
+    Ok((step.clone(), plan.settings.clone()))
+}
+
+fn phase_text(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Before => "before the method",
+        Phase::Method => "in the method",
+        Phase::After => "after the method",
+        Phase::Rollback => "in the rollbacks",
+    }
+}
+
+/// Run the probe or action under the cursor: check the abort alarms, run
+/// it, judge a hypothesis probe's tolerance, record what undoes an action.
+pub async fn step(mut state: State, ecs: &dyn Ecs, alarms: &dyn Alarms, rng: &mut (dyn RngCore + Send)) -> Result<State, Failure> {
+    let (step, settings) = current(&state, &[StepKind::Probe, StepKind::Action])?;
+    ensure_calm(alarms, &settings.abort_alarms, &format!("before '{}'", step.name)).await?;
+    let spec = step
+        .call
+        .clone()
+        .ok_or_else(|| Failure::StateInvalid(format!("step '{}' has no call", step.name)))?;
+    let call = Call::parse(&spec).map_err(|e| Failure::Invalid(format!("activity '{}': {e}", step.name)))?;
+
+    let start = OffsetDateTime::now_utc();
+    let clock = Instant::now();
+    let result = activities::run(&call, &Ports { ecs, alarms }, &mut state.baselines, rng).await;
+    let mut record = Record {
+        phase: step.phase,
+        name: step.name.clone(),
+        kind: step.kind,
+        function: spec.function.clone(),
+        arguments: spec.arguments.clone(),
+        status: RunStatus::Succeeded,
+        output: Value::Null,
+        detail: None,
+        tolerance: step.tolerance.as_ref().map(|t| t.as_value().clone()),
+        tolerance_met: None,
+        exception: None,
+        start: experiment::timestamp(start),
+        end: String::new(),
+        duration: 0.0,
+    };
+    record.end = experiment::timestamp(OffsetDateTime::now_utc());
+    record.duration = clock.elapsed().as_secs_f64();
+    let what = match step.kind {
+        StepKind::Action => "action",
+        _ => "probe",
+    };
+
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) if e.is_throttled() => {
+            // Nothing changed; the state machine retries the step.
+            return Err(Failure::Throttled(format!("{what} '{}': {e}", step.name)));
+        }
+        Err(e) => {
+            record.status = RunStatus::Failed;
+            record.exception = Some(e.to_string());
+            tracing::warn!(execution = %state.execution, step = %step.name, error = %e, "activity failed");
+            return Err(Failure::ActivityFailed(ErrorReport {
+                message: format!("{what} '{}' {} failed: {e}", step.name, phase_text(step.phase)),
+                record: Some(record),
+            }));
+        }
+    };
+    record.output = outcome.output;
+    record.detail = outcome.detail;
+    if let Some(undo) = outcome.undo {
+        state.compensations.push(Compensation {
+            for_action: step.name.clone(),
+            name: undo.name,
+            call: undo.call,
+        });
+    }
+    if let Some(tolerance) = &step.tolerance {
+        let met = tolerance.met(&record.output);
+        record.tolerance_met = Some(met);
+        if !met {
+            let detail = record.detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default();
+            let message = format!(
+                "steady-state probe '{}' {} returned {}{detail}, outside its tolerance {}",
+                step.name,
+                phase_text(step.phase),
+                record.output,
+                tolerance.as_value()
+            );
+            tracing::warn!(execution = %state.execution, step = %step.name, %message, "steady state not met");
+            return Err(Failure::Deviated(ErrorReport { message, record: Some(record) }));
+        }
+    }
+    tracing::info!(
+        execution = %state.execution,
+        step = %step.name,
+        kind = what,
+        output = %record.output,
+        "step done"
+    );
+    state.records.push(record);
+    state.advance();
+    Ok(state)
+}
+
+/// Run the next rollback, if any: recorded compensations newest first, then
+/// the experiment's own rollbacks. A rollback that fails is recorded and the
+/// next one still runs; abort alarms do not stop rollbacks.
+pub async fn rollback(mut state: State, ecs: &dyn Ecs, alarms: &dyn Alarms, rng: &mut (dyn RngCore + Send)) -> Result<State, Failure> {
+    let Some(item) = state.next_rollback() else {
+        state.next.kind = NextKind::Done;
+        state.next.remaining_ms = None;
+        return Ok(state);
+    };
+    let start = OffsetDateTime::now_utc();
+    let clock = Instant::now();
+    let result = match Call::parse(&item.call) {
+        Ok(call) => activities::run(&call, &Ports { ecs, alarms }, &mut state.baselines, rng).await,
+        Err(e) => Err(ActivityError::Failed(e)),
+    };
+    let (status, output, exception) = match result {
+        Ok(o) => (RunStatus::Succeeded, o.output, None),
+        // Nothing changed; the state machine retries this rollback.
+        Err(e) if e.is_throttled() => {
+            return Err(Failure::Throttled(format!("rollback '{}': {e}", item.name)));
+        }
+        Err(e) => {
+            let e = e.to_string();
+            tracing::error!(execution = %state.execution, rollback = %item.name, error = %e, "rollback failed");
+            (RunStatus::Failed, Value::Null, Some(e))
+        }
+    };
+    tracing::info!(execution = %state.execution, rollback = %item.name, ?status, "rollback done");
+    state.rollbacks.push(Record {
+        phase: Phase::Rollback,
+        name: item.name,
+        kind: StepKind::Action,
+        function: item.call.function,
+        arguments: item.call.arguments,
+        status,
+        output,
+        detail: None,
+        tolerance: None,
+        tolerance_met: None,
+        exception,
+        start: experiment::timestamp(start),
+        end: experiment::timestamp(OffsetDateTime::now_utc()),
+        duration: clock.elapsed().as_secs_f64(),
+    });
+    state.next.kind = if state.next_rollback().is_some() { NextKind::Rollback } else { NextKind::Done };
+    state.next.remaining_ms = None;
+    Ok(state)
+}
+
+/// How long before the Lambda's deadline a wait chunk ends, so the function
+/// always returns its state rather than being killed mid-wait.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
+
+/// Wait up to one chunk of the pause under the cursor, checking the abort
+/// alarms at the start and then every poll interval; an alarm in ALARM ends
+/// the wait with `ExperimentAborted` within one interval.
+pub async fn wait(mut state: State, alarms: &dyn Alarms, time_left: Option<Duration>) -> Result<State, Failure> {
+    let (step, settings) = current(&state, &[StepKind::Wait])?;
+    let remaining = state.next.remaining_ms.or(step.duration_ms).unwrap_or(0);
+    let mut chunk = Duration::from_millis(remaining.min(settings.wait_chunk_ms));
+    if let Some(left) = time_left {
+        chunk = chunk.min(left.saturating_sub(DEADLINE_MARGIN));
+    }
+    let poll = Duration::from_millis(settings.poll_interval_ms.max(1));
+    let names = settings.abort_alarms.clone();
+    let started = Instant::now();
+    let end = started + chunk;
+    loop {
+        ensure_calm(alarms, &names, &format!("during '{}'", step.name)).await?;
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        tokio::time::sleep(poll.min(end - now)).await;
+    }
+    let waited = u64::try_from(chunk.as_millis()).unwrap_or(u64::MAX);
+    let left = remaining.saturating_sub(waited);
+    tracing::info!(execution = %state.execution, step = %step.name, waited_ms = waited, left_ms = left, "waited");
+    if left == 0 {
+        state.advance();
+    } else {
+        state.next.remaining_ms = Some(left);
+    }
+    Ok(state)
+}
+
+/// Build the journal and the outcome; a run that did not complete cleanly
+/// goes to the dead-letter queue with its cause.
+pub async fn finish(request: FinishRequest, dead_letters: &dyn DeadLetters) -> Result<Finished, Failure> {
+    let state = request.state;
+    let finished = journal::journal(&state, OffsetDateTime::now_utc());
+    if let Some(error) = &finished.outcome.error {
+        let body = json!({
+            "execution": state.execution,
+            "error": error,
+            "cause": finished.outcome.cause,
+            "journal": finished.journal,
+        });
+        dead_letters
+            .send(&request.dead_letter_queue_url, &body.to_string())
+            .await
+            .map_err(|e| Failure::from_aws("sending the journal to the dead-letter queue", e))?;
+        tracing::warn!(execution = %state.execution, %error, cause = ?finished.outcome.cause, "experiment failed");
+    } else {
+        tracing::info!(execution = %state.execution, "experiment completed");
+    }
+    Ok(finished)
+}
+
+#[cfg(test)]
+mod tests;

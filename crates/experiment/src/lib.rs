@@ -1,0 +1,27 @@
+//! Chaos Toolkit experiments as Turbulence runs them.
+//!
+//! - [`model`]: parse and validate an experiment (the execution input).
+//! - [`catalogue`]: the `module.func` activities Turbulence runs natively.
+//! - [`plan`]: expand a valid experiment into the steps the state machine walks.
+//! - [`tolerance`]: judge a probe's output against its tolerance.
+//! - [`state`]: the document passed from function to function.
+//! - [`journal`]: the Chaos Toolkit journal built from that state.
+
+pub mod catalogue;
+pub mod journal;
+pub mod model;
+pub mod plan;
+pub mod state;
+pub mod tolerance;
+
+pub use catalogue::{Call, CallSpec};
+pub use model::{Experiment, Invalid};
+pub use plan::{Phase, Plan, Settings, Step, StepKind};
+pub use state::{CaughtError, Compensation, ErrorReport, Next, NextKind, Record, RunStatus, State};
+pub use tolerance::Tolerance;
+
+/// RFC 3339 text of an instant, as the journal records times.
+pub fn timestamp(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}

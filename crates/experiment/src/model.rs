@@ -1,0 +1,670 @@
+//! The experiment document: a Chaos Toolkit experiment, validated.
+//!
+//! Validation walks the JSON by hand rather than through serde derive so every
+//! message names the activity and the field at fault, which is what a user
+//! fixing an experiment needs.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::catalogue::{Call, CallSpec};
+use crate::tolerance::Tolerance;
+
+/// Why an experiment was refused. The text names the activity and the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl Invalid {
+    fn at(place: &str, msg: impl std::fmt::Display) -> Self {
+        Invalid(format!("{place}: {msg}"))
+    }
+}
+
+/// Probes observe; actions change something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActivityType {
+    Probe,
+    Action,
+}
+
+/// One activity of the hypothesis, the method or the rollbacks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activity {
+    pub name: String,
+    pub kind: ActivityType,
+    pub call: CallSpec,
+    pub tolerance: Option<Tolerance>,
+    /// Seconds to pause before and after, as written (not yet time-scaled).
+    pub pause_before: Option<f64>,
+    pub pause_after: Option<f64>,
+}
+
+/// Turbulence's own settings, from the `extensions` entry named `turbulence`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extension {
+    pub abort_alarms: Vec<String>,
+    pub poll_interval_seconds: Option<f64>,
+    pub wait_chunk_seconds: Option<f64>,
+    pub time_scale: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Experiment {
+    pub title: String,
+    pub description: String,
+    pub hypothesis_title: Option<String>,
+    pub hypothesis: Vec<Activity>,
+    pub method: Vec<Activity>,
+    pub rollbacks: Vec<Activity>,
+    pub extension: Extension,
+}
+
+/// The biggest experiment document accepted; Step Functions state is capped
+/// at 256 KB and the state carries the experiment and its results.
+pub const MAX_EXPERIMENT_BYTES: usize = 64 * 1024;
+
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "version",
+    "title",
+    "description",
+    "tags",
+    "contributions",
+    "configuration",
+    "secrets",
+    "extensions",
+    "controls",
+    "runtime",
+    "steady-state-hypothesis",
+    "method",
+    "rollbacks",
+];
+
+impl Experiment {
+    /// Validate an experiment document and resolve `${name}` references to
+    /// its configuration.
+    pub fn parse(doc: &Value) -> Result<Experiment, Invalid> {
+        let size = serde_json::to_vec(doc).map(|v| v.len()).unwrap_or(usize::MAX);
+        if size > MAX_EXPERIMENT_BYTES {
+            return Err(Invalid(format!(
+                "experiment: {size} bytes is over the {MAX_EXPERIMENT_BYTES}-byte limit"
+            )));
+        }
+        let top = doc
+            .as_object()
+            .ok_or_else(|| Invalid("experiment: must be a JSON object".into()))?;
+        for key in top.keys() {
+            if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
+                return Err(Invalid::at(
+                    "experiment",
+                    format!("unknown key '{key}' (expected one of {})", TOP_LEVEL_KEYS.join(", ")),
+                ));
+            }
+        }
+        let title = required_text(top, "title", "experiment")?;
+        let description = required_text(top, "description", "experiment")?;
+        if top.contains_key("secrets") {
+            return Err(Invalid::at("experiment.secrets", "secrets are not supported yet"));
+        }
+        if top.contains_key("controls") {
+            return Err(Invalid::at("experiment.controls", "controls are not supported yet"));
+        }
+        let config = configuration(top.get("configuration"))?;
+        let extension = extension(top.get("extensions"))?;
+
+        let (hypothesis_title, hypothesis) = match top.get("steady-state-hypothesis") {
+            None | Some(Value::Null) => (None, Vec::new()),
+            Some(Value::Object(h)) => {
+                let title = required_text(h, "title", "steady-state-hypothesis")?;
+                let probes = match h.get("probes") {
+                    None => Vec::new(),
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, a)| {
+                            activity(a, &format!("steady-state-hypothesis.probes[{i}]"), &config)
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                    Some(_) => {
+                        return Err(Invalid::at(
+                            "steady-state-hypothesis.probes",
+                            "must be a list of probes",
+                        ))
+                    }
+                };
+                for p in &probes {
+                    if p.kind != ActivityType::Probe {
+                        return Err(Invalid::at(
+                            &format!("probe '{}'", p.name),
+                            "the steady-state hypothesis holds only probes",
+                        ));
+                    }
+                    if p.tolerance.is_none() {
+                        return Err(Invalid::at(
+                            &format!("probe '{}'", p.name),
+                            "field 'tolerance' is required in the steady-state hypothesis",
+                        ));
+                    }
+                }
+                (Some(title), probes)
+            }
+            Some(_) => {
+                return Err(Invalid::at(
+                    "steady-state-hypothesis",
+                    "must be an object with 'title' and 'probes'",
+                ))
+            }
+        };
+
+        let method = match top.get("method") {
+            None => return Err(Invalid::at("experiment", "field 'method' is required")),
+            Some(v) => activities(v, "method", &config)?,
+        };
+        let rollbacks = match top.get("rollbacks") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => activities(v, "rollbacks", &config)?,
+        };
+        for r in &rollbacks {
+            if r.kind != ActivityType::Action {
+                return Err(Invalid::at(
+                    &format!("rollback '{}'", r.name),
+                    "rollbacks hold only actions",
+                ));
+            }
+        }
+        Ok(Experiment {
+            title,
+            description,
+            hypothesis_title,
+            hypothesis,
+            method,
+            rollbacks,
+            extension,
+        })
+    }
+}
+
+fn required_text(obj: &Map<String, Value>, key: &str, place: &str) -> Result<String, Invalid> {
+    match obj.get(key) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
+        Some(Value::String(_)) => Err(Invalid::at(place, format!("field '{key}' is empty"))),
+        Some(other) => Err(Invalid::at(
+            place,
+            format!("field '{key}' must be a string, found {}", kind_of(other)),
+        )),
+        None => Err(Invalid::at(place, format!("field '{key}' is required"))),
+    }
+}
+
+pub(crate) fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Configuration values usable in `${name}` references. Only literals for
+/// now: environment and probe-backed values need the Lambda's environment,
+/// which Plan deliberately does not read per call.
+fn configuration(v: Option<&Value>) -> Result<BTreeMap<String, Value>, Invalid> {
+    let Some(v) = v else { return Ok(BTreeMap::new()) };
+    let obj = v
+        .as_object()
+        .ok_or_else(|| Invalid::at("configuration", "must be an object"))?;
+    let mut out = BTreeMap::new();
+    for (k, val) in obj {
+        if let Value::Object(o) = val {
+            if o.contains_key("type") {
+                return Err(Invalid::at(
+                    &format!("configuration.{k}"),
+                    "only literal values are supported yet (no 'type')",
+                ));
+            }
+        }
+        out.insert(k.clone(), val.clone());
+    }
+    Ok(out)
+}
+
+const EXTENSION_KEYS: &[&str] = &[
+    "name",
+    "abort_alarms",
+    "poll_interval_seconds",
+    "wait_chunk_seconds",
+    "time_scale",
+];
+
+fn extension(v: Option<&Value>) -> Result<Extension, Invalid> {
+    let mut ext = Extension {
+        abort_alarms: Vec::new(),
+        poll_interval_seconds: None,
+        wait_chunk_seconds: None,
+        time_scale: None,
+    };
+    let Some(v) = v else { return Ok(ext) };
+    let list = v
+        .as_array()
+        .ok_or_else(|| Invalid::at("extensions", "must be a list of objects with a 'name'"))?;
+    let mut seen = false;
+    for (i, e) in list.iter().enumerate() {
+        let place = format!("extensions[{i}]");
+        let obj = e.as_object().ok_or_else(|| Invalid::at(&place, "must be an object"))?;
+        let name = required_text(obj, "name", &place)?;
+        if name != "turbulence" {
+            continue; // other tools' extensions are theirs to read
+        }
+        if seen {
+            return Err(Invalid::at(&place, "only one 'turbulence' extension is allowed"));
+        }
+        seen = true;
+        // Safety settings: a typo must not silently turn a guard off.
+        for key in obj.keys() {
+            if !EXTENSION_KEYS.contains(&key.as_str()) {
+                return Err(Invalid::at(
+                    &place,
+                    format!("unknown key '{key}' (expected one of {})", EXTENSION_KEYS.join(", ")),
+                ));
+            }
+        }
+        if let Some(a) = obj.get("abort_alarms") {
+            let items = a
+                .as_array()
+                .ok_or_else(|| Invalid::at(&format!("{place}.abort_alarms"), "must be a list of alarm names"))?;
+            for (j, item) in items.iter().enumerate() {
+                match item {
+                    Value::String(s) if !s.trim().is_empty() => ext.abort_alarms.push(s.clone()),
+                    other => {
+                        return Err(Invalid::at(
+                            &format!("{place}.abort_alarms[{j}]"),
+                            format!("must be an alarm name, found {}", kind_of(other)),
+                        ))
+                    }
+                }
+            }
+            if ext.abort_alarms.len() > 100 {
+                return Err(Invalid::at(&format!("{place}.abort_alarms"), "at most 100 alarms"));
+            }
+        }
+        ext.poll_interval_seconds = positive(obj, "poll_interval_seconds", &place)?;
+        ext.wait_chunk_seconds = positive(obj, "wait_chunk_seconds", &place)?;
+        ext.time_scale = positive(obj, "time_scale", &place)?;
+    }
+    Ok(ext)
+}
+
+fn positive(obj: &Map<String, Value>, key: &str, place: &str) -> Result<Option<f64>, Invalid> {
+    match obj.get(key) {
+        None => Ok(None),
+        Some(v) => match v.as_f64() {
+            Some(x) if x > 0.0 && x.is_finite() => Ok(Some(x)),
+            _ => Err(Invalid::at(
+                &format!("{place}.{key}"),
+                format!("must be a positive number, found {v}"),
+            )),
+        },
+    }
+}
+
+fn activities(v: &Value, place: &str, config: &BTreeMap<String, Value>) -> Result<Vec<Activity>, Invalid> {
+    let items = v
+        .as_array()
+        .ok_or_else(|| Invalid::at(place, "must be a list of activities"))?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, a)| activity(a, &format!("{place}[{i}]"), config))
+        .collect()
+}
+
+fn activity(v: &Value, place: &str, config: &BTreeMap<String, Value>) -> Result<Activity, Invalid> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| Invalid::at(place, "an activity must be an object"))?;
+    if obj.contains_key("ref") {
+        return Err(Invalid::at(place, "'ref' activities are not supported yet"));
+    }
+    let name = required_text(obj, "name", place)?;
+    let here = format!("activity '{name}'");
+    let kind = match obj.get("type") {
+        Some(Value::String(t)) if t == "probe" => ActivityType::Probe,
+        Some(Value::String(t)) if t == "action" => ActivityType::Action,
+        Some(other) => {
+            return Err(Invalid::at(
+                &here,
+                format!("field 'type' must be \"probe\" or \"action\", found {other}"),
+            ))
+        }
+        None => return Err(Invalid::at(&here, "field 'type' is required")),
+    };
+    if matches!(obj.get("background"), Some(Value::Bool(true))) {
+        return Err(Invalid::at(&here, "background activities are not supported yet"));
+    }
+    let provider = obj
+        .get("provider")
+        .ok_or_else(|| Invalid::at(&here, "field 'provider' is required"))?
+        .as_object()
+        .ok_or_else(|| Invalid::at(&here, "field 'provider' must be an object"))?;
+    let call = provider_call(provider, &here, config)?;
+    // Argument checking happens here, at Plan, so nothing runs with a bad call.
+    let parsed = Call::parse(&call).map_err(|e| Invalid::at(&here, e))?;
+    if parsed.kind() != kind {
+        return Err(Invalid::at(
+            &here,
+            format!(
+                "'{}' is {}, but the activity's type is \"{}\"",
+                call.function,
+                match parsed.kind() {
+                    ActivityType::Probe => "a probe",
+                    ActivityType::Action => "an action",
+                },
+                match kind {
+                    ActivityType::Probe => "probe",
+                    ActivityType::Action => "action",
+                }
+            ),
+        ));
+    }
+    let tolerance = match obj.get("tolerance") {
+        None => None,
+        Some(t) => Some(Tolerance::parse(t).map_err(|e| Invalid::at(&here, format!("field 'tolerance': {e}")))?),
+    };
+    let (pause_before, pause_after) = match obj.get("pauses") {
+        None => (None, None),
+        Some(Value::Object(p)) => {
+            for key in p.keys() {
+                if key != "before" && key != "after" {
+                    return Err(Invalid::at(
+                        &here,
+                        format!("field 'pauses.{key}' is unknown (expected 'before' or 'after')"),
+                    ));
+                }
+            }
+            (
+                pause(p.get("before"), &here, "before", config)?,
+                pause(p.get("after"), &here, "after", config)?,
+            )
+        }
+        Some(_) => return Err(Invalid::at(&here, "field 'pauses' must be an object")),
+    };
+    Ok(Activity {
+        name,
+        kind,
+        call,
+        tolerance,
+        pause_before,
+        pause_after,
+    })
+}
+
+fn provider_call(
+    provider: &Map<String, Value>,
+    here: &str,
+    config: &BTreeMap<String, Value>,
+) -> Result<CallSpec, Invalid> {
+    match provider.get("type").and_then(Value::as_str) {
+        Some("python") => {}
+        Some(other) => {
+            return Err(Invalid::at(
+                here,
+                format!(
+                    "provider type '{other}' is not supported; supported: python providers of {}",
+                    crate::catalogue::supported().join(", ")
+                ),
+            ))
+        }
+        None => return Err(Invalid::at(here, "field 'provider.type' is required")),
+    }
+    let module = required_text(provider, "module", &format!("{here}: provider"))?;
+    let func = required_text(provider, "func", &format!("{here}: provider"))?;
+    let arguments = match provider.get("arguments") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(args)) => {
+            let mut out = Map::new();
+            for (k, v) in args {
+                out.insert(
+                    k.clone(),
+                    substitute(v, config).map_err(|e| {
+                        Invalid::at(here, format!("field 'provider.arguments.{k}': {e}"))
+                    })?,
+                );
+            }
+            out
+        }
+        Some(other) => {
+            return Err(Invalid::at(
+                here,
+                format!("field 'provider.arguments' must be an object, found {}", kind_of(other)),
+            ))
+        }
+    };
+    Ok(CallSpec {
+        function: format!("{module}.{func}"),
+        arguments,
+    })
+}
+
+fn pause(
+    v: Option<&Value>,
+    here: &str,
+    which: &str,
+    config: &BTreeMap<String, Value>,
+) -> Result<Option<f64>, Invalid> {
+    let Some(v) = v else { return Ok(None) };
+    let v = substitute(v, config).map_err(|e| Invalid::at(here, format!("field 'pauses.{which}': {e}")))?;
+    let secs = match &v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match secs {
+        Some(s) if s >= 0.0 && s.is_finite() => Ok(Some(s)),
+        Some(s) => Err(Invalid::at(
+            here,
+            format!("field 'pauses.{which}' must not be negative, found {s}"),
+        )),
+        None => Err(Invalid::at(
+            here,
+            format!("field 'pauses.{which}' must be a number of seconds, found {v}"),
+        )),
+    }
+}
+
+/// Replace `${name}` with configuration values: a string that is exactly one
+/// reference takes the value with its type; references inside longer strings
+/// are replaced as text.
+fn substitute(v: &Value, config: &BTreeMap<String, Value>) -> Result<Value, String> {
+    match v {
+        Value::String(s) => {
+            if let Some(name) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+                if !name.contains("${") && !name.contains('}') {
+                    return config
+                        .get(name)
+                        .cloned()
+                        .ok_or_else(|| format!("'${{{name}}}' is not defined in 'configuration'"));
+                }
+            }
+            let mut out = String::new();
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let after = &rest[start + 2..];
+                let end = after
+                    .find('}')
+                    .ok_or_else(|| format!("unterminated '${{' in \"{s}\""))?;
+                let name = &after[..end];
+                let value = config
+                    .get(name)
+                    .ok_or_else(|| format!("'${{{name}}}' is not defined in 'configuration'"))?;
+                match value {
+                    Value::String(t) => out.push_str(t),
+                    other => out.push_str(&other.to_string()),
+                }
+                rest = &after[end + 1..];
+            }
+            out.push_str(rest);
+            Ok(Value::String(out))
+        }
+        Value::Array(items) => items
+            .iter()
+            .map(|i| substitute(i, config))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
+        Value::Object(map) => {
+            let mut out = Map::new();
+            for (k, i) in map {
+                out.insert(k.clone(), substitute(i, config)?);
+            }
+            Ok(Value::Object(out))
+        }
+        other => Ok(other.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ecs_experiment() -> Value {
+        json!({
+            "title": "t",
+            "description": "d",
+            "configuration": {"cluster": "c1", "service": "s1", "pause": 150},
+            "steady-state-hypothesis": {
+                "title": "all running",
+                "probes": [{
+                    "type": "probe", "name": "all-running", "tolerance": true,
+                    "provider": {"type": "python", "module": "chaosaws.ecs.probes",
+                        "func": "are_all_desired_tasks_running",
+                        "arguments": {"cluster": "${cluster}", "service": "${service}"}}
+                }]
+            },
+            "method": [{
+                "type": "action", "name": "stop-one",
+                "provider": {"type": "python", "module": "chaosaws.ecs.actions",
+                    "func": "stop_random_tasks",
+                    "arguments": {"cluster": "${cluster}", "service": "${service}", "task_count": 1}},
+                "pauses": {"after": "${pause}"}
+            }]
+        })
+    }
+
+    #[test]
+    fn substitutes_configuration_keeping_types() {
+        let e = Experiment::parse(&ecs_experiment()).unwrap();
+        assert_eq!(e.hypothesis[0].call.arguments["cluster"], json!("c1"));
+        assert_eq!(e.method[0].pause_after, Some(150.0));
+    }
+
+    fn refused(doc: Value) -> String {
+        Experiment::parse(&doc).unwrap_err().0
+    }
+
+    #[test]
+    fn missing_title_is_named() {
+        let mut doc = ecs_experiment();
+        doc.as_object_mut().unwrap().remove("title");
+        assert_eq!(refused(doc), "experiment: field 'title' is required");
+    }
+
+    #[test]
+    fn unknown_provider_names_activity_and_lists_supported() {
+        let mut doc = ecs_experiment();
+        doc["method"][0]["provider"] = json!({"type": "process", "path": "rm"});
+        let msg = refused(doc);
+        assert!(msg.starts_with("activity 'stop-one': provider type 'process' is not supported"), "{msg}");
+        assert!(msg.contains("chaosaws.ecs.actions.stop_random_tasks"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_function_is_refused() {
+        let mut doc = ecs_experiment();
+        doc["method"][0]["provider"]["func"] = json!("delete_cluster");
+        let msg = refused(doc);
+        assert!(msg.contains("activity 'stop-one'") && msg.contains("chaosaws.ecs.actions.delete_cluster"), "{msg}");
+    }
+
+    #[test]
+    fn missing_argument_names_activity_and_field() {
+        let mut doc = ecs_experiment();
+        doc["method"][0]["provider"]["arguments"].as_object_mut().unwrap().remove("cluster");
+        assert_eq!(
+            refused(doc),
+            "activity 'stop-one': argument 'cluster' is required by chaosaws.ecs.actions.stop_random_tasks"
+        );
+    }
+
+    #[test]
+    fn negative_pause_is_refused() {
+        let mut doc = ecs_experiment();
+        doc["method"][0]["pauses"] = json!({"after": -5});
+        assert_eq!(
+            refused(doc),
+            "activity 'stop-one': field 'pauses.after' must not be negative, found -5"
+        );
+    }
+
+    #[test]
+    fn undefined_reference_is_refused() {
+        let mut doc = ecs_experiment();
+        doc["method"][0]["provider"]["arguments"]["cluster"] = json!("${nope}");
+        assert_eq!(
+            refused(doc),
+            "activity 'stop-one': field 'provider.arguments.cluster': '${nope}' is not defined in 'configuration'"
+        );
+    }
+
+    #[test]
+    fn hypothesis_probe_needs_tolerance() {
+        let mut doc = ecs_experiment();
+        doc["steady-state-hypothesis"]["probes"][0].as_object_mut().unwrap().remove("tolerance");
+        assert_eq!(
+            refused(doc),
+            "probe 'all-running': field 'tolerance' is required in the steady-state hypothesis"
+        );
+    }
+
+    #[test]
+    fn activity_type_must_match_function() {
+        let mut doc = ecs_experiment();
+        doc["method"][0]["type"] = json!("probe");
+        let msg = refused(doc);
+        assert!(msg.contains("is an action, but the activity's type is \"probe\""), "{msg}");
+    }
+
+    #[test]
+    fn turbulence_extension_rejects_typos() {
+        let mut doc = ecs_experiment();
+        doc["extensions"] = json!([{"name": "turbulence", "abort_alarm": ["a"]}]);
+        let msg = refused(doc);
+        assert!(msg.starts_with("extensions[0]: unknown key 'abort_alarm'"), "{msg}");
+    }
+
+    #[test]
+    fn other_extensions_are_left_alone() {
+        let mut doc = ecs_experiment();
+        doc["extensions"] = json!([{"name": "chaosiq", "anything": 1}, {"name": "turbulence", "abort_alarms": ["a"], "time_scale": 0.01}]);
+        let e = Experiment::parse(&doc).unwrap();
+        assert_eq!(e.extension.abort_alarms, vec!["a".to_string()]);
+        assert_eq!(e.extension.time_scale, Some(0.01));
+    }
+
+    #[test]
+    fn non_object_input_is_refused() {
+        assert_eq!(refused(json!("hello")), "experiment: must be a JSON object");
+        assert_eq!(refused(json!(null)), "experiment: must be a JSON object");
+    }
+
+    #[test]
+    fn huge_experiment_is_refused() {
+        let mut doc = ecs_experiment();
+        doc["description"] = json!("x".repeat(MAX_EXPERIMENT_BYTES));
+        assert!(refused(doc).contains("over the 65536-byte limit"));
+    }
+}

@@ -1,0 +1,257 @@
+//! The state document every function receives and returns.
+//!
+//! The state machine only routes on `next.kind`; what ran, what it
+//! returned and what undoes it live here, so the journal and the rollbacks
+//! have everything even when a step fails (the Catch keeps the input state
+//! and adds `error`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::catalogue::CallSpec;
+use crate::plan::{Phase, Plan, StepKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NextKind {
+    Probe,
+    Action,
+    Wait,
+    Rollback,
+    /// Nothing left in the method: the state machine goes to the rollbacks.
+    #[default]
+    Done,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Next {
+    pub kind: NextKind,
+    /// Wall-clock milliseconds still to wait in the current wait step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+}
+
+/// One activity run, in the shape of a Chaos Toolkit journal entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub phase: Phase,
+    pub name: String,
+    pub kind: StepKind,
+    pub function: String,
+    pub arguments: serde_json::Map<String, Value>,
+    pub status: RunStatus,
+    pub output: Value,
+    /// Facts behind the output (e.g. running and expected task counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance_met: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception: Option<String>,
+    pub start: String,
+    pub end: String,
+    pub duration: f64,
+}
+
+/// How to undo what an action changed, recorded when it succeeded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Compensation {
+    /// The action this undoes.
+    pub for_action: String,
+    pub name: String,
+    pub call: CallSpec,
+}
+
+/// What a Catch adds: the function's error name and the cause text (for a
+/// Lambda error, a JSON document with `errorType` and `errorMessage`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaughtError {
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "Cause", default)]
+    pub cause: String,
+}
+
+/// What a failing function puts in its error message: a sentence for people
+/// and the record of the step that failed, for the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorReport {
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<Record>,
+}
+
+impl CaughtError {
+    /// The report inside the cause, or the cause itself as the message when
+    /// it came from elsewhere (a timeout, a Lambda service error).
+    pub fn report(&self) -> ErrorReport {
+        #[derive(Deserialize)]
+        struct LambdaError {
+            #[serde(rename = "errorMessage")]
+            error_message: String,
+        }
+        let message = serde_json::from_str::<LambdaError>(&self.cause)
+            .map(|e| e.error_message)
+            .unwrap_or_else(|_| self.cause.clone());
+        serde_json::from_str::<ErrorReport>(&message).unwrap_or(ErrorReport {
+            message,
+            record: None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct State {
+    /// The execution input, as given.
+    pub experiment: Value,
+    /// The execution ARN.
+    #[serde(default)]
+    pub execution: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// Index of the step `next` refers to.
+    #[serde(default)]
+    pub cursor: usize,
+    #[serde(default)]
+    pub next: Next,
+    #[serde(default)]
+    pub records: Vec<Record>,
+    #[serde(default)]
+    pub compensations: Vec<Compensation>,
+    /// Values observed before the method that later checks compare against,
+    /// e.g. a service's desired count.
+    #[serde(default)]
+    pub baselines: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub rollbacks: Vec<Record>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CaughtError>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_error: Option<CaughtError>,
+}
+
+/// One entry of the rollback queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollbackItem {
+    pub name: String,
+    pub call: CallSpec,
+}
+
+impl State {
+    /// Point `next` at the step under the cursor (or at the end).
+    pub fn point_at(&mut self, cursor: usize) {
+        self.cursor = cursor;
+        let step = self.plan.as_ref().and_then(|p| p.steps.get(cursor));
+        self.next = match step {
+            None => Next { kind: NextKind::Done, remaining_ms: None },
+            Some(s) => Next {
+                kind: match s.kind {
+                    StepKind::Probe => NextKind::Probe,
+                    StepKind::Action => NextKind::Action,
+                    StepKind::Wait => NextKind::Wait,
+                },
+                remaining_ms: s.duration_ms,
+            },
+        };
+    }
+
+    pub fn advance(&mut self) {
+        self.point_at(self.cursor + 1);
+    }
+
+    /// Recorded compensations newest first, then the experiment's own
+    /// rollbacks in the order written.
+    pub fn rollback_queue(&self) -> Vec<RollbackItem> {
+        let mut queue: Vec<RollbackItem> = self
+            .compensations
+            .iter()
+            .rev()
+            .map(|c| RollbackItem { name: c.name.clone(), call: c.call.clone() })
+            .collect();
+        if let Some(plan) = &self.plan {
+            queue.extend(
+                plan.rollbacks
+                    .iter()
+                    .map(|r| RollbackItem { name: r.name.clone(), call: r.call.clone() }),
+            );
+        }
+        queue
+    }
+
+    /// The next rollback to run, if any is left.
+    pub fn next_rollback(&self) -> Option<RollbackItem> {
+        self.rollback_queue().into_iter().nth(self.rollbacks.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn caught_lambda_error_yields_the_report_inside() {
+        let report = ErrorReport { message: "alarm x is in ALARM".into(), record: None };
+        let payload = json!({
+            "errorType": "ExperimentAborted",
+            "errorMessage": serde_json::to_string(&report).unwrap(),
+        });
+        let caught = CaughtError { error: "ExperimentAborted".into(), cause: payload.to_string() };
+        assert_eq!(caught.report(), report);
+    }
+
+    #[test]
+    fn foreign_causes_become_the_message() {
+        let caught = CaughtError { error: "States.Timeout".into(), cause: "Task timed out".into() };
+        assert_eq!(caught.report().message, "Task timed out");
+        let caught = CaughtError {
+            error: "Lambda.Unknown".into(),
+            cause: json!({"errorType": "Runtime.ExitError", "errorMessage": "exit status 1"}).to_string(),
+        };
+        assert_eq!(caught.report().message, "exit status 1");
+    }
+
+    #[test]
+    fn rollback_queue_is_compensations_newest_first_then_declared() {
+        let call = |f: &str| CallSpec { function: f.into(), arguments: Default::default() };
+        let mut s = State {
+            plan: Some(Plan {
+                title: "t".into(),
+                settings: crate::plan::Settings {
+                    abort_alarms: vec![],
+                    poll_interval_ms: 1,
+                    wait_chunk_ms: 1,
+                    time_scale: 1.0,
+                },
+                steps: vec![],
+                rollbacks: vec![crate::plan::RollbackStep { name: "declared".into(), call: call("d") }],
+            }),
+            ..Default::default()
+        };
+        s.compensations.push(Compensation { for_action: "a".into(), name: "undo a".into(), call: call("a") });
+        s.compensations.push(Compensation { for_action: "b".into(), name: "undo b".into(), call: call("b") });
+        let names: Vec<String> = s.rollback_queue().into_iter().map(|r| r.name).collect();
+        assert_eq!(names, vec!["undo b", "undo a", "declared"]);
+        assert_eq!(s.next_rollback().map(|r| r.name), Some("undo b".into()));
+    }
+
+    #[test]
+    fn the_input_of_the_state_machine_parses_as_a_state() {
+        let s: State = serde_json::from_value(json!({"experiment": {"title": "x"}, "execution": "arn"})).unwrap();
+        assert_eq!(s.next.kind, NextKind::Done);
+        assert!(s.plan.is_none());
+    }
+}

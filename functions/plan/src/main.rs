@@ -1,0 +1,15 @@
+//! Plan: validate the experiment, check its abort alarms, expand it into steps.
+use engine::lambda::{self, Aws};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda::init_tracing();
+    let aws = Aws::load().await;
+    let aws = &aws;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        engine::plan(lambda::parse(event.payload)?, &aws.alarms).await
+    }))
+    .await
+}

@@ -1,0 +1,16 @@
+//! Wait: one chunk of a pause, polling the abort alarms.
+use engine::lambda::{self, Aws};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda::init_tracing();
+    let aws = Aws::load().await;
+    let aws = &aws;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let time_left = lambda::time_left(&event.context);
+        engine::wait(lambda::parse(event.payload)?, &aws.alarms, time_left).await
+    }))
+    .await
+}

@@ -1,0 +1,1138 @@
+//! The local stack from Rust: deploys Turbulence into moto (started by
+//! `scripts/stack start`) and drives experiment executions there. Used by the
+//! end-to-end tests and by the `turbulence-local` demo binary.
+//!
+//! moto runs the state machine; every Lambda invoke is forwarded by
+//! `local/stack.py` to `cargo lambda watch`, which runs the real binaries.
+
+pub mod manifest;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
+use aws_sdk_ecs::types::{
+    Compatibility, ContainerDefinition, DesiredStatus, LaunchType, NetworkMode, Tag as EcsTag,
+};
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{FunctionCode, Runtime};
+use aws_sdk_sfn::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
+use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, QueueAttributeName};
+use serde_json::Value;
+
+/// CloudWatch alarm states, for [`LocalStack::set_alarm_state`].
+pub use aws_sdk_cloudwatch::types::StateValue as AlarmState;
+
+/// Environment variable holding the local stack's endpoint
+/// (`.local-stack/env`, written by `scripts/stack start`).
+pub const ENDPOINT_VAR: &str = "TURBULENCE_ENDPOINT";
+/// Tag read by the ECS stand-in in `local/stack.py`.
+pub const RECONCILER_TAG: &str = "turbulence-local:reconciler";
+const REGION: &str = "us-east-1";
+const LAMBDA_ROLE: &str = "turbulence-local-lambda";
+const STATES_ROLE: &str = "turbulence-local-states";
+/// How long `create_ecs_target` waits for the stand-in to start the tasks.
+const TASKS_READY_TIMEOUT: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(200);
+/// Upper bound on pages/rounds of any listing loop.
+const MAX_PAGES: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{ENDPOINT_VAR} is not set: start the local stack with `scripts/stack start`, then `source .local-stack/env`")]
+    NoEndpoint,
+    #[error("the local stack must be on loopback (127.0.0.1/localhost), not {0}")]
+    NotLoopback(String),
+    #[error("{what}: {message}")]
+    Aws { what: String, message: String },
+    #[error("timed out after {after:?} waiting for {what}")]
+    Timeout { what: String, after: Duration },
+    #[error("state machine definition {path}: {message}")]
+    Definition { path: PathBuf, message: String },
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Turns an SDK error into [`Error::Aws`], naming what was being done.
+fn aws<E>(what: impl Into<String>) -> impl FnOnce(E) -> Error
+where
+    E: std::error::Error,
+{
+    let what = what.into();
+    move |e| Error::Aws {
+        what,
+        message: DisplayErrorContext(&e).to_string(),
+    }
+}
+
+fn error_code<E: ProvideErrorMetadata>(e: &E) -> Option<&str> {
+    e.code()
+}
+
+/// The workspace root as seen at compile time (the state machine definition
+/// is read from there at run time, so ASL edits need no rebuild).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Clients for every service of the local stack, pointed at moto.
+#[derive(Clone, Debug)]
+pub struct LocalStack {
+    endpoint: String,
+    root: PathBuf,
+    ecs: aws_sdk_ecs::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
+    sqs: aws_sdk_sqs::Client,
+    sfn: aws_sdk_sfn::Client,
+    lambda: aws_sdk_lambda::Client,
+    iam: aws_sdk_iam::Client,
+    autoscaling: aws_sdk_applicationautoscaling::Client,
+}
+
+/// One deployed copy of the control plane's state machine and its queue and alarm.
+#[derive(Clone, Debug)]
+pub struct Stack {
+    pub prefix: String,
+    pub state_machine_arn: String,
+    pub dlq_url: String,
+    pub abort_alarm: String,
+}
+
+/// What `create_ecs_target` should create.
+#[derive(Clone, Debug)]
+pub struct EcsTargetSpec {
+    /// Cluster name; the service is `<prefix>-svc`.
+    pub prefix: String,
+    pub desired_count: i32,
+    /// Registers an Application Auto Scaling target with this MinCapacity.
+    pub min_capacity: Option<i32>,
+    pub reconciler: Reconciler,
+    /// More tags on the service (e.g. the opt-in tag the guards require).
+    pub tags: Vec<(String, String)>,
+}
+
+impl EcsTargetSpec {
+    pub fn new(prefix: impl Into<String>, desired_count: i32) -> Self {
+        Self {
+            prefix: prefix.into(),
+            desired_count,
+            min_capacity: None,
+            reconciler: Reconciler::On,
+            tags: Vec::new(),
+        }
+    }
+}
+
+/// How the ECS stand-in of `local/stack.py` treats a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reconciler {
+    /// Scheduler (tasks = desiredCount) and auto scaling (desiredCount >= MinCapacity).
+    On,
+    /// Scheduler only: ECS without auto scaling.
+    TasksOnly,
+    /// Nothing: the initial tasks are started, then nobody replaces or scales.
+    Off,
+}
+
+impl Reconciler {
+    fn tag_value(self) -> &'static str {
+        match self {
+            Reconciler::On => "on",
+            Reconciler::TasksOnly => "tasks-only",
+            Reconciler::Off => "off",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct EcsTarget {
+    pub cluster: String,
+    pub service: String,
+    pub task_definition_arn: String,
+}
+
+/// How an execution ended.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    /// SUCCEEDED, FAILED, TIMED_OUT or ABORTED.
+    pub status: String,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    /// The execution output, when it has one and it is JSON.
+    pub output: Option<Value>,
+}
+
+impl Finished {
+    pub fn succeeded(&self) -> bool {
+        self.status == "SUCCEEDED"
+    }
+}
+
+/// One execution history event, flattened to what the tests look at.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub id: i64,
+    /// The history event type, e.g. `TaskStateEntered`, `ExecutionFailed`.
+    pub kind: String,
+    /// The state's name, for `*StateEntered` / `*StateExited` events.
+    pub state: Option<String>,
+    /// Input (entered) or output (exited) of the state, when JSON.
+    pub data: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+impl Event {
+    pub fn is_state_entered(&self) -> bool {
+        self.kind.ends_with("StateEntered")
+    }
+    pub fn is_state_exited(&self) -> bool {
+        self.kind.ends_with("StateExited")
+    }
+}
+
+/// Names of the states entered, in order: one per state transition.
+pub fn states_entered(events: &[Event]) -> Vec<&str> {
+    events
+        .iter()
+        .filter(|e| e.is_state_entered())
+        .filter_map(|e| e.state.as_deref())
+        .collect()
+}
+
+/// The output of the last `Journal` task: the journal, also for failed runs
+/// (whose execution output is empty because they end in a Fail state).
+pub fn journal(events: &[Event]) -> Option<&Value> {
+    events
+        .iter()
+        .rev()
+        .find(|e| e.is_state_exited() && e.state.as_deref() == Some("Journal"))
+        .and_then(|e| e.data.as_ref())
+}
+
+impl LocalStack {
+    /// Clients for the local stack at `endpoint` (loopback only). No request
+    /// is sent until used.
+    pub async fn connect(endpoint: &str) -> Result<Self> {
+        let endpoint = endpoint.trim_end_matches('/').to_string();
+        if !is_loopback_url(&endpoint) {
+            return Err(Error::NotLoopback(endpoint));
+        }
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&endpoint)
+            .region(Region::new(REGION))
+            .credentials_provider(aws_sdk_sfn::config::Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "turbulence-local",
+            ))
+            // Against a local endpoint a failure is a bug to see, not a blip
+            // to retry (and a retried StartExecution would clash on its name).
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_timeout(Duration::from_secs(60))
+                    .build(),
+            )
+            .load()
+            .await;
+        Ok(Self {
+            endpoint,
+            root: workspace_root(),
+            ecs: aws_sdk_ecs::Client::new(&config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
+            sqs: aws_sdk_sqs::Client::new(&config),
+            sfn: aws_sdk_sfn::Client::new(&config),
+            lambda: aws_sdk_lambda::Client::new(&config),
+            iam: aws_sdk_iam::Client::new(&config),
+            autoscaling: aws_sdk_applicationautoscaling::Client::new(&config),
+        })
+    }
+
+    /// Connects to `$TURBULENCE_ENDPOINT`.
+    pub async fn from_env() -> Result<Self> {
+        match std::env::var(ENDPOINT_VAR) {
+            Ok(url) if !url.trim().is_empty() => Self::connect(url.trim()).await,
+            _ => Err(Error::NoEndpoint),
+        }
+    }
+
+    /// Reads the state machine definition under `root` instead of this
+    /// crate's workspace.
+    pub fn with_workspace_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.root = root.into();
+        self
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+    pub fn ecs(&self) -> &aws_sdk_ecs::Client {
+        &self.ecs
+    }
+    pub fn cloudwatch(&self) -> &aws_sdk_cloudwatch::Client {
+        &self.cloudwatch
+    }
+    pub fn sqs(&self) -> &aws_sdk_sqs::Client {
+        &self.sqs
+    }
+    pub fn sfn(&self) -> &aws_sdk_sfn::Client {
+        &self.sfn
+    }
+
+    // ----------------------------------------------------------------------
+    // Deployment
+    // ----------------------------------------------------------------------
+
+    /// Creates (once) the Lambda role and one function per
+    /// [`manifest::FUNCTIONS`] entry, named by its binary. Returns the ARN of
+    /// each function by logical id. Safe to call concurrently.
+    pub async fn deploy_functions(&self) -> Result<BTreeMap<&'static str, String>> {
+        let role = self.role(LAMBDA_ROLE, "lambda.amazonaws.com").await?;
+        let mut arns = BTreeMap::new();
+        for f in manifest::FUNCTIONS {
+            let created = self
+                .lambda
+                .create_function()
+                .function_name(f.binary)
+                .runtime(Runtime::Providedal2023)
+                .handler("bootstrap")
+                .role(&role)
+                .timeout(900)
+                .memory_size(256)
+                // moto stores the code without running it (the stack
+                // forwards invokes to cargo lambda watch): an empty zip.
+                .code(
+                    FunctionCode::builder()
+                        .zip_file(Blob::new(EMPTY_ZIP.to_vec()))
+                        .build(),
+                )
+                .send()
+                .await;
+            let arn = match created {
+                Ok(out) => out.function_arn,
+                Err(e) if error_code(&e) == Some("ResourceConflictException") => self
+                    .lambda
+                    .get_function()
+                    .function_name(f.binary)
+                    .send()
+                    .await
+                    .map_err(aws(format!("GetFunction {}", f.binary)))?
+                    .configuration
+                    .and_then(|c| c.function_arn),
+                Err(e) => return Err(aws(format!("CreateFunction {}", f.binary))(e)),
+            };
+            let arn =
+                arn.ok_or_else(|| Error::Unexpected(format!("no ARN for function {}", f.binary)))?;
+            arns.insert(f.logical_id, arn);
+        }
+        Ok(arns)
+    }
+
+    /// Deploys one copy of the control plane named by `prefix`: the
+    /// functions (if not yet there), the DLQ `<prefix>-dlq`, the abort alarm
+    /// `<prefix>-abort` (state OK) and the state machine
+    /// `<prefix>-experiment`. Use a unique prefix per test.
+    pub async fn deploy_stack(&self, prefix: &str) -> Result<Stack> {
+        let functions = self.deploy_functions().await?;
+
+        let dlq_name = format!("{prefix}-dlq");
+        let dlq_url = self
+            .sqs
+            .create_queue()
+            .queue_name(&dlq_name)
+            .send()
+            .await
+            .map_err(aws(format!("CreateQueue {dlq_name}")))?
+            .queue_url
+            .ok_or_else(|| Error::Unexpected(format!("no URL for queue {dlq_name}")))?;
+
+        let abort_alarm = format!("{prefix}-abort");
+        self.cloudwatch
+            .put_metric_alarm()
+            .alarm_name(&abort_alarm)
+            .alarm_description(
+                "Example abort condition of the local stack: set it with SetAlarmState",
+            )
+            .namespace("Turbulence/Local")
+            .metric_name("AbortSignal")
+            .statistic(Statistic::Maximum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(1.0)
+            .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+            .send()
+            .await
+            .map_err(aws(format!("PutMetricAlarm {abort_alarm}")))?;
+        // moto never evaluates alarms from metrics: set the state by hand.
+        self.set_alarm_state(&abort_alarm, AlarmState::Ok).await?;
+
+        let mut values = BTreeMap::new();
+        for key in manifest::SUBSTITUTIONS {
+            let value = if *key == "DeadLetterQueueUrl" {
+                dlq_url.clone()
+            } else if let Some(logical_id) = key.strip_suffix("Arn") {
+                functions
+                    .get(logical_id)
+                    .cloned()
+                    .ok_or_else(|| Error::Definition {
+                        path: self.root.join(manifest::STATE_MACHINE_DEFINITION),
+                        message: format!(
+                            "substitution {key}: no function {logical_id} in manifest::FUNCTIONS"
+                        ),
+                    })?
+            } else {
+                return Err(Error::Definition {
+                    path: self.root.join(manifest::STATE_MACHINE_DEFINITION),
+                    message: format!(
+                        "substitution {key}: the local stack does not know how to fill it"
+                    ),
+                });
+            };
+            values.insert(*key, value);
+        }
+        let path = self.root.join(manifest::STATE_MACHINE_DEFINITION);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::Definition {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let definition = substitute(&text, &values).map_err(|message| Error::Definition {
+            path: path.clone(),
+            message,
+        })?;
+        serde_json::from_str::<Value>(&definition).map_err(|e| Error::Definition {
+            path: path.clone(),
+            message: format!("not JSON after substitution: {e}"),
+        })?;
+
+        let role = self.role(STATES_ROLE, "states.amazonaws.com").await?;
+        let name = format!("{prefix}-experiment");
+        let state_machine_arn = self.put_state_machine(&name, &definition, &role).await?;
+        Ok(Stack {
+            prefix: prefix.to_string(),
+            state_machine_arn,
+            dlq_url,
+            abort_alarm,
+        })
+    }
+
+    async fn put_state_machine(&self, name: &str, definition: &str, role: &str) -> Result<String> {
+        let created = self
+            .sfn
+            .create_state_machine()
+            .name(name)
+            .definition(definition)
+            .role_arn(role)
+            .send()
+            .await;
+        match created {
+            Ok(out) => Ok(out.state_machine_arn),
+            Err(e) if error_code(&e) == Some("StateMachineAlreadyExists") => {
+                // Re-deploying (e.g. `turbulence-local deploy` twice): update in place.
+                let arn = self.find_state_machine(name).await?.ok_or_else(|| {
+                    Error::Unexpected(format!("state machine {name} exists but is not listed"))
+                })?;
+                self.sfn
+                    .update_state_machine()
+                    .state_machine_arn(&arn)
+                    .definition(definition)
+                    .role_arn(role)
+                    .send()
+                    .await
+                    .map_err(aws(format!("UpdateStateMachine {name}")))?;
+                Ok(arn)
+            }
+            Err(e) => Err(aws(format!("CreateStateMachine {name}"))(e)),
+        }
+    }
+
+    async fn find_state_machine(&self, name: &str) -> Result<Option<String>> {
+        let mut token = None;
+        for _ in 0..MAX_PAGES {
+            let page = self
+                .sfn
+                .list_state_machines()
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(aws("ListStateMachines"))?;
+            if let Some(sm) = page.state_machines.iter().find(|sm| sm.name == name) {
+                return Ok(Some(sm.state_machine_arn.clone()));
+            }
+            token = page.next_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    /// An IAM role trusted by `principal`, created once; returns its ARN.
+    async fn role(&self, name: &str, principal: &str) -> Result<String> {
+        let trust = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": principal}, "Action": "sts:AssumeRole"}]
+        })
+        .to_string();
+        let created = self
+            .iam
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(trust)
+            .send()
+            .await;
+        let role = match created {
+            Ok(out) => out.role,
+            Err(e) if error_code(&e) == Some("EntityAlreadyExists") => {
+                self.iam
+                    .get_role()
+                    .role_name(name)
+                    .send()
+                    .await
+                    .map_err(aws(format!("GetRole {name}")))?
+                    .role
+            }
+            Err(e) => return Err(aws(format!("CreateRole {name}"))(e)),
+        };
+        role.map(|r| r.arn)
+            .ok_or_else(|| Error::Unexpected(format!("no ARN for role {name}")))
+    }
+
+    // ----------------------------------------------------------------------
+    // Targets
+    // ----------------------------------------------------------------------
+
+    /// Creates cluster `<prefix>`, a Fargate task definition and service
+    /// `<prefix>-svc` with `desired_count` tasks, an optional scalable
+    /// target, and waits until the stand-in runs the tasks.
+    pub async fn create_ecs_target(&self, spec: &EcsTargetSpec) -> Result<EcsTarget> {
+        let cluster = spec.prefix.clone();
+        let service = format!("{}-svc", spec.prefix);
+        self.ecs
+            .create_cluster()
+            .cluster_name(&cluster)
+            .send()
+            .await
+            .map_err(aws(format!("CreateCluster {cluster}")))?;
+        let task_definition_arn = self
+            .ecs
+            .register_task_definition()
+            .family(format!("{}-app", spec.prefix))
+            .requires_compatibilities(Compatibility::Fargate)
+            .network_mode(NetworkMode::Awsvpc)
+            .cpu("256")
+            .memory("512")
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("app")
+                    .image("public.ecr.aws/nginx/nginx:stable")
+                    .essential(true)
+                    // moto's task placement reads a container-level memory.
+                    .memory(512)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(aws(format!("RegisterTaskDefinition {}-app", spec.prefix)))?
+            .task_definition
+            .and_then(|t| t.task_definition_arn)
+            .ok_or_else(|| Error::Unexpected("RegisterTaskDefinition returned no ARN".into()))?;
+
+        // `Off` starts like `TasksOnly` so the initial tasks exist (moto has
+        // no other way to start them without knowing the stand-in's network),
+        // then is switched off once they run.
+        let initial_mode = match spec.reconciler {
+            Reconciler::Off => Reconciler::TasksOnly,
+            other => other,
+        };
+        let mut tags = vec![ecs_tag(RECONCILER_TAG, initial_mode.tag_value())?];
+        for (k, v) in &spec.tags {
+            tags.push(ecs_tag(k, v)?);
+        }
+        self.ecs
+            .create_service()
+            .cluster(&cluster)
+            .service_name(&service)
+            .task_definition(&task_definition_arn)
+            .desired_count(spec.desired_count)
+            .launch_type(LaunchType::Fargate)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(aws(format!("CreateService {service}")))?;
+
+        if let Some(min) = spec.min_capacity {
+            self.autoscaling
+                .register_scalable_target()
+                .service_namespace(ServiceNamespace::Ecs)
+                .resource_id(format!("service/{cluster}/{service}"))
+                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                .min_capacity(min)
+                .max_capacity(min.max(spec.desired_count).max(1) * 2)
+                .send()
+                .await
+                .map_err(aws(format!("RegisterScalableTarget {service}")))?;
+        }
+
+        let target = EcsTarget {
+            cluster,
+            service,
+            task_definition_arn,
+        };
+        let want = usize::try_from(spec.desired_count).unwrap_or(0);
+        let deadline = Instant::now() + TASKS_READY_TIMEOUT;
+        loop {
+            if self.running_tasks(&target).await?.len() == want {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: format!(
+                        "{want} RUNNING task(s) of {}/{} (is local/stack.py's ECS stand-in running?)",
+                        target.cluster, target.service
+                    ),
+                    after: TASKS_READY_TIMEOUT,
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        if spec.reconciler == Reconciler::Off {
+            let arn = self.service_arn(&target).await?;
+            self.ecs
+                .tag_resource()
+                .resource_arn(arn)
+                .tags(ecs_tag(RECONCILER_TAG, Reconciler::Off.tag_value())?)
+                .send()
+                .await
+                .map_err(aws(format!("TagResource {}", target.service)))?;
+        }
+        Ok(target)
+    }
+
+    async fn describe_service(&self, target: &EcsTarget) -> Result<aws_sdk_ecs::types::Service> {
+        self.ecs
+            .describe_services()
+            .cluster(&target.cluster)
+            .services(&target.service)
+            .send()
+            .await
+            .map_err(aws(format!("DescribeServices {}", target.service)))?
+            .services
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                Error::Unexpected(format!(
+                    "service {}/{} not found",
+                    target.cluster, target.service
+                ))
+            })
+    }
+
+    async fn service_arn(&self, target: &EcsTarget) -> Result<String> {
+        self.describe_service(target)
+            .await?
+            .service_arn
+            .ok_or_else(|| Error::Unexpected(format!("service {} has no ARN", target.service)))
+    }
+
+    /// The service's desiredCount now.
+    pub async fn desired_count(&self, target: &EcsTarget) -> Result<i32> {
+        Ok(self.describe_service(target).await?.desired_count)
+    }
+
+    /// ARNs of the service's RUNNING tasks. moto's ListTasks ignores
+    /// `serviceName`, so tasks are matched by `group = service:<name>`.
+    pub async fn running_tasks(&self, target: &EcsTarget) -> Result<Vec<String>> {
+        let mut arns = Vec::new();
+        let mut token = None;
+        for _ in 0..MAX_PAGES {
+            let page = self
+                .ecs
+                .list_tasks()
+                .cluster(&target.cluster)
+                .desired_status(DesiredStatus::Running)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(aws(format!("ListTasks {}", target.cluster)))?;
+            arns.extend(page.task_arns.unwrap_or_default());
+            token = page.next_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        let group = format!("service:{}", target.service);
+        let mut running = Vec::new();
+        for chunk in arns.chunks(100) {
+            let tasks = self
+                .ecs
+                .describe_tasks()
+                .cluster(&target.cluster)
+                .set_tasks(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(aws(format!("DescribeTasks {}", target.cluster)))?
+                .tasks
+                .unwrap_or_default();
+            running.extend(
+                tasks
+                    .into_iter()
+                    .filter(|t| t.group.as_deref() == Some(group.as_str()))
+                    .filter(|t| t.last_status.as_deref() == Some("RUNNING"))
+                    .filter_map(|t| t.task_arn),
+            );
+        }
+        Ok(running)
+    }
+
+    /// A task's lastStatus (`RUNNING`, `STOPPED`, ...).
+    pub async fn task_status(&self, target: &EcsTarget, task_arn: &str) -> Result<String> {
+        self.ecs
+            .describe_tasks()
+            .cluster(&target.cluster)
+            .tasks(task_arn)
+            .send()
+            .await
+            .map_err(aws(format!("DescribeTasks {task_arn}")))?
+            .tasks
+            .unwrap_or_default()
+            .into_iter()
+            .find(|t| t.task_arn.as_deref() == Some(task_arn))
+            .and_then(|t| t.last_status)
+            .ok_or_else(|| Error::Unexpected(format!("task {task_arn} not found")))
+    }
+
+    /// Sets an alarm's state (moto never evaluates alarms itself).
+    pub async fn set_alarm_state(&self, alarm: &str, state: AlarmState) -> Result<()> {
+        self.cloudwatch
+            .set_alarm_state()
+            .alarm_name(alarm)
+            .state_value(state)
+            .state_reason("set by the local stack")
+            .send()
+            .await
+            .map_err(aws(format!("SetAlarmState {alarm}")))?;
+        Ok(())
+    }
+
+    // ----------------------------------------------------------------------
+    // Executions
+    // ----------------------------------------------------------------------
+
+    /// Starts an execution of the stack's state machine with `input` (the
+    /// experiment); returns the execution ARN. Names are unique (moto needs one).
+    pub async fn start_execution(&self, stack: &Stack, input: &Value) -> Result<String> {
+        let name = execution_name(&stack.prefix);
+        self.sfn
+            .start_execution()
+            .state_machine_arn(&stack.state_machine_arn)
+            .name(&name)
+            .input(input.to_string())
+            .send()
+            .await
+            .map(|out| out.execution_arn)
+            .map_err(aws(format!("StartExecution {name}")))
+    }
+
+    /// The execution's status now: `None` while it runs.
+    pub async fn poll(&self, execution_arn: &str) -> Result<Option<Finished>> {
+        let d = self
+            .sfn
+            .describe_execution()
+            .execution_arn(execution_arn)
+            .send()
+            .await
+            .map_err(aws(format!("DescribeExecution {execution_arn}")))?;
+        if d.status == ExecutionStatus::Running || d.status == ExecutionStatus::PendingRedrive {
+            return Ok(None);
+        }
+        Ok(Some(Finished {
+            status: d.status.as_str().to_string(),
+            error: d.error,
+            cause: d.cause,
+            output: d
+                .output
+                .as_deref()
+                .and_then(|o| serde_json::from_str(o).ok()),
+        }))
+    }
+
+    /// Waits (bounded) until the execution is no longer running.
+    pub async fn wait_for(&self, execution_arn: &str, timeout: Duration) -> Result<Finished> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(done) = self.poll(execution_arn).await? {
+                return Ok(done);
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: format!("execution {execution_arn}"),
+                    after: timeout,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The execution's history, oldest first.
+    pub async fn history(&self, execution_arn: &str) -> Result<Vec<Event>> {
+        let mut events = Vec::new();
+        let mut token = None;
+        for _ in 0..MAX_PAGES {
+            let page = self
+                .sfn
+                .get_execution_history()
+                .execution_arn(execution_arn)
+                .include_execution_data(true)
+                .max_results(1000)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(aws(format!("GetExecutionHistory {execution_arn}")))?;
+            events.extend(page.events.iter().map(flatten_event));
+            token = page.next_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(events)
+    }
+
+    /// Every message now in the stack's dead-letter queue, bodies parsed as
+    /// JSON (a body that is not JSON is returned as a string). Messages are
+    /// left in the queue (made visible again at once).
+    pub async fn dlq_messages(&self, stack: &Stack) -> Result<Vec<Value>> {
+        let mut bodies = Vec::new();
+        let mut handles = Vec::new();
+        let mut seen = HashSet::new();
+        for _ in 0..MAX_PAGES {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&stack.dlq_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(60)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .map_err(aws(format!("ReceiveMessage {}", stack.dlq_url)))?;
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                break;
+            }
+            for m in messages {
+                let id = m.message_id.clone().unwrap_or_default();
+                if let Some(handle) = m.receipt_handle {
+                    handles.push(handle);
+                }
+                if !seen.insert(id) {
+                    continue;
+                }
+                let body = m.body.unwrap_or_default();
+                bodies.push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
+            }
+        }
+        for (i, chunk) in handles.chunks(10).enumerate() {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(j, h)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(format!("m{i}-{j}"))
+                        .receipt_handle(h)
+                        .visibility_timeout(0)
+                        .build()
+                        .map_err(|e| Error::Unexpected(format!("visibility entry: {e}")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            self.sqs
+                .change_message_visibility_batch()
+                .queue_url(&stack.dlq_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(aws(format!(
+                    "ChangeMessageVisibilityBatch {}",
+                    stack.dlq_url
+                )))?;
+        }
+        Ok(bodies)
+    }
+
+    /// Number of messages in the queue as SQS reports it (no receive).
+    pub async fn dlq_depth(&self, stack: &Stack) -> Result<u64> {
+        let attrs = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&stack.dlq_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .map_err(aws(format!("GetQueueAttributes {}", stack.dlq_url)))?
+            .attributes
+            .unwrap_or_default();
+        Ok(attrs
+            .get(&QueueAttributeName::ApproximateNumberOfMessages)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0))
+    }
+}
+
+fn ecs_tag(key: &str, value: &str) -> Result<EcsTag> {
+    Ok(EcsTag::builder().key(key).value(value).build())
+}
+
+fn flatten_event(e: &HistoryEvent) -> Event {
+    let json = |s: Option<&str>| s.and_then(|s| serde_json::from_str(s).ok());
+    let (state, data) = if let Some(d) = e.state_entered_event_details() {
+        (Some(d.name().to_string()), json(d.input()))
+    } else if let Some(d) = e.state_exited_event_details() {
+        (Some(d.name().to_string()), json(d.output()))
+    } else {
+        (None, None)
+    };
+    let (error, cause) = if let Some(d) = e.execution_failed_event_details() {
+        (d.error().map(str::to_string), d.cause().map(str::to_string))
+    } else if let Some(d) = e.task_failed_event_details() {
+        (d.error().map(str::to_string), d.cause().map(str::to_string))
+    } else {
+        (None, None)
+    };
+    Event {
+        id: e.id(),
+        kind: e.r#type().as_str().to_string(),
+        state,
+        data,
+        error,
+        cause,
+    }
+}
+
+/// Replaces every `${Key}` in `text` by `values[Key]`; any placeholder
+/// without a value is an error naming it.
+pub fn substitute(text: &str, values: &BTreeMap<&str, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut missing = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(format!(
+                "unterminated placeholder at ...{}",
+                &rest[start..rest.len().min(start + 40)]
+            ));
+        };
+        let key = &after[..end];
+        match values.get(key) {
+            Some(v) => out.push_str(v),
+            None => {
+                missing.push(key.to_string());
+                out.push_str(&rest[start..start + 2 + end + 1]);
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(format!(
+            "placeholder(s) with no substitution: {}",
+            missing.join(", ")
+        ))
+    }
+}
+
+/// `<prefix>-<time>-<counter>`, at most 80 characters (the SFN limit).
+fn execution_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let suffix = format!("-{millis}-{}-{n}", std::process::id());
+    let keep = 80usize.saturating_sub(suffix.len());
+    let head: String = prefix
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(keep)
+        .collect();
+    format!("{head}{suffix}")
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+/// An empty zip archive (end-of-central-directory record only).
+const EMPTY_ZIP: [u8; 22] = [
+    0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitute_fills_and_reports_missing() {
+        let mut v = BTreeMap::new();
+        v.insert("A", "1".to_string());
+        assert_eq!(substitute("x${A}y${A}", &v).unwrap(), "x1y1");
+        let e = substitute("${A} ${B} ${C}", &v).unwrap_err();
+        assert!(e.contains("B, C"), "{e}");
+        assert!(substitute("${A", &v).is_err());
+        assert_eq!(
+            substitute("no placeholders $ {}", &v).unwrap(),
+            "no placeholders $ {}"
+        );
+    }
+
+    #[test]
+    fn execution_names_are_unique_and_short() {
+        let a = execution_name(&"p".repeat(200));
+        let b = execution_name(&"p".repeat(200));
+        assert_ne!(a, b);
+        assert!(a.len() <= 80, "{a}");
+        assert!(execution_name("a b/c").starts_with("a-b-c-"));
+    }
+
+    #[test]
+    fn only_loopback_endpoints() {
+        assert!(is_loopback_url("http://127.0.0.1:5000"));
+        assert!(is_loopback_url("http://localhost:5000/"));
+        assert!(is_loopback_url("http://[::1]:5000"));
+        assert!(!is_loopback_url("http://10.0.0.1:5000"));
+        assert!(!is_loopback_url("https://sfn.us-east-1.amazonaws.com"));
+    }
+
+    #[test]
+    fn the_definition_fills_from_the_manifest() {
+        let path = workspace_root().join(manifest::STATE_MACHINE_DEFINITION);
+        let text = std::fs::read_to_string(&path).expect("definition readable");
+        let values = manifest::SUBSTITUTIONS
+            .iter()
+            .map(|k| (*k, "x".to_string()))
+            .collect();
+        substitute(&text, &values).expect("every placeholder has a substitution");
+    }
+
+    #[test]
+    fn journal_is_the_last_journal_output() {
+        let ev = |id, kind: &str, state: &str, data: Value| Event {
+            id,
+            kind: kind.into(),
+            state: Some(state.into()),
+            data: Some(data),
+            error: None,
+            cause: None,
+        };
+        let events = vec![
+            ev(
+                1,
+                "TaskStateEntered",
+                "Journal",
+                serde_json::json!({"in": 1}),
+            ),
+            ev(
+                2,
+                "TaskStateExited",
+                "Journal",
+                serde_json::json!({"journal": 1}),
+            ),
+            ev(3, "ChoiceStateEntered", "Outcome", serde_json::json!({})),
+        ];
+        assert_eq!(journal(&events), Some(&serde_json::json!({"journal": 1})));
+        assert_eq!(states_entered(&events), vec!["Journal", "Outcome"]);
+    }
+
+    /// manifest.rs mirrors template.yaml: same functions and binaries, same
+    /// definition file, same substitutions.
+    #[test]
+    fn manifest_matches_template() {
+        use serde_yaml::Value as Y;
+        let path = workspace_root().join("template.yaml");
+        let text = std::fs::read_to_string(&path).expect("template.yaml readable");
+        let template: Y = serde_yaml::from_str(&text).expect("template.yaml is YAML");
+        let resources = template["Resources"].as_mapping().expect("Resources");
+        let of_type = |t: &str| {
+            resources
+                .iter()
+                .filter(move |(_, r)| r["Type"].as_str() == Some(t))
+                .map(|(k, r)| (k.as_str().unwrap_or_default().to_string(), r))
+        };
+
+        let mut in_template: Vec<(String, String)> = of_type("AWS::Serverless::Function")
+            .map(|(id, r)| {
+                let binary = r["Metadata"]["BuildProperties"]["Binary"]
+                    .as_str()
+                    .unwrap_or_default();
+                (id, binary.to_string())
+            })
+            .collect();
+        in_template.sort();
+        let mut in_manifest: Vec<(String, String)> = manifest::FUNCTIONS
+            .iter()
+            .map(|f| (f.logical_id.to_string(), f.binary.to_string()))
+            .collect();
+        in_manifest.sort();
+        assert_eq!(
+            in_manifest, in_template,
+            "manifest::FUNCTIONS vs template.yaml functions"
+        );
+
+        let machines: Vec<_> = of_type("AWS::Serverless::StateMachine").collect();
+        assert_eq!(machines.len(), 1, "one state machine in template.yaml");
+        let props = &machines[0].1["Properties"];
+        assert_eq!(
+            props["DefinitionUri"].as_str(),
+            Some(manifest::STATE_MACHINE_DEFINITION)
+        );
+        let mut keys: Vec<&str> = props["DefinitionSubstitutions"]
+            .as_mapping()
+            .expect("DefinitionSubstitutions")
+            .keys()
+            .filter_map(Y::as_str)
+            .collect();
+        keys.sort_unstable();
+        let mut expected = manifest::SUBSTITUTIONS.to_vec();
+        expected.sort_unstable();
+        assert_eq!(
+            expected, keys,
+            "manifest::SUBSTITUTIONS vs DefinitionSubstitutions"
+        );
+    }
+}

@@ -1,0 +1,48 @@
+//! What the local stack deploys, named once. It mirrors template.yaml; the
+//! drift test in this crate fails when the two disagree.
+
+/// One Lambda function of the control plane: its logical id in template.yaml
+/// and its binary (`BuildProperties.Binary`), which is also its function name
+/// in the local stack, because `cargo lambda watch` serves binaries by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Function {
+    pub logical_id: &'static str,
+    pub binary: &'static str,
+}
+
+pub const FUNCTIONS: &[Function] = &[
+    Function {
+        logical_id: "PlanFunction",
+        binary: "turbulence-plan",
+    },
+    Function {
+        logical_id: "ProbeFunction",
+        binary: "turbulence-probe",
+    },
+    Function {
+        logical_id: "ActionFunction",
+        binary: "turbulence-action",
+    },
+    Function {
+        logical_id: "WaitFunction",
+        binary: "turbulence-wait",
+    },
+    Function {
+        logical_id: "JournalFunction",
+        binary: "turbulence-journal",
+    },
+];
+
+/// The state machine definition, relative to the workspace root.
+pub const STATE_MACHINE_DEFINITION: &str = "statemachines/experiment.asl.json";
+
+/// Every `${...}` placeholder of the definition, as template.yaml's
+/// `DefinitionSubstitutions` names them.
+pub const SUBSTITUTIONS: &[&str] = &[
+    "PlanFunctionArn",
+    "ProbeFunctionArn",
+    "ActionFunctionArn",
+    "WaitFunctionArn",
+    "JournalFunctionArn",
+    "DeadLetterQueueUrl",
+];
