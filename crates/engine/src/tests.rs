@@ -1,0 +1,306 @@
+//! The handlers driven the way the state machine drives them, against
+//! in-memory ports, with tokio's clock paused so waits take no real time.
+
+use super::*;
+use activities::fake::{FakeAlarms, FakeDeadLetters, FakeEcs};
+use experiment::journal::Status;
+use experiment::CaughtError;
+use lambda_runtime::Diagnostic;
+use rand::SeedableRng;
+
+const ALARM: &str = "abort";
+
+fn ecs_experiment(time_scale: f64) -> Value {
+    let mut doc: Value =
+        serde_json::from_str(include_str!("../../../experiments/ecs-random-task.json")).unwrap();
+    doc["configuration"] = json!({"cluster": "c", "service": "web"});
+    doc["extensions"] = json!([{
+        "name": "turbulence",
+        "abort_alarms": [ALARM],
+        "poll_interval_seconds": 5,
+        "time_scale": time_scale,
+    }]);
+    doc
+}
+
+fn start(doc: Value) -> State {
+    State { experiment: doc, execution: "arn:aws:states:us-east-1:1:execution:x:y".into(), ..Default::default() }
+}
+
+/// What a Catch does with a function's error: keep the input, add `error`.
+fn caught(f: Failure) -> CaughtError {
+    let d = Diagnostic::from(f);
+    CaughtError {
+        error: d.error_type.clone(),
+        cause: json!({"errorType": d.error_type, "errorMessage": d.error_message}).to_string(),
+    }
+}
+
+struct World {
+    ecs: FakeEcs,
+    alarms: std::sync::Arc<FakeAlarms>,
+    dlq: FakeDeadLetters,
+    rng: rand::rngs::StdRng,
+    wait_calls: usize,
+}
+
+impl World {
+    fn new() -> World {
+        let alarms = std::sync::Arc::new(FakeAlarms::default());
+        alarms.set(ALARM, "OK");
+        World {
+            ecs: FakeEcs::with_service("c", "web", 3),
+            alarms,
+            dlq: FakeDeadLetters::default(),
+            rng: rand::rngs::StdRng::seed_from_u64(1),
+            wait_calls: 0,
+        }
+    }
+
+    /// Walk the state machine: Plan, Dispatch over steps, Rollback until
+    /// done, Journal. `between` runs after every step, standing in for the
+    /// world moving on (ECS restarting tasks, autoscaling).
+    async fn run(&mut self, doc: Value, mut between: impl FnMut(&State, &FakeEcs, &FakeAlarms)) -> (State, Finished) {
+        let mut state = match plan(start(doc.clone()), &*self.alarms).await {
+            Ok(s) => s,
+            Err(f) => {
+                let mut s = start(doc);
+                s.error = Some(caught(f));
+                let finished = finish(FinishRequest { dead_letter_queue_url: "dlq".into(), state: s.clone() }, &self.dlq)
+                    .await
+                    .unwrap();
+                return (s, finished);
+            }
+        };
+        let mut guard = 0;
+        loop {
+            guard += 1;
+            assert!(guard < 1000, "the run does not end");
+            let input = state.clone();
+            let result = match state.next.kind {
+                NextKind::Probe | NextKind::Action => step(input.clone(), &self.ecs, &*self.alarms, &mut self.rng).await,
+                NextKind::Wait => {
+                    self.wait_calls += 1;
+                    wait(input.clone(), &*self.alarms, None).await
+                }
+                NextKind::Done | NextKind::Rollback => break,
+            };
+            match result {
+                Ok(next) => state = next,
+                Err(f) => {
+                    state = input;
+                    state.error = Some(caught(f));
+                    break;
+                }
+            }
+            between(&state, &self.ecs, &*self.alarms);
+        }
+        loop {
+            state = rollback(state, &self.ecs, &*self.alarms, &mut self.rng).await.unwrap();
+            if state.next.kind != NextKind::Rollback {
+                break;
+            }
+        }
+        let finished = finish(FinishRequest { dead_letter_queue_url: "dlq".into(), state: state.clone() }, &self.dlq)
+            .await
+            .unwrap();
+        (state, finished)
+    }
+}
+
+/// Stands in for ECS and autoscaling: tasks follow desiredCount, and a
+/// service scaled below its minimum of 3 comes back.
+fn autoscaling(state: &State, ecs: &FakeEcs, _: &FakeAlarms) {
+    if state.next.kind == NextKind::Wait && ecs.desired("c", "web") == 0 {
+        ecs.set_desired("c", "web", 3);
+    }
+    ecs.set_running("c", "web", ecs.desired("c", "web") as usize);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_ecs_experiment_completes_when_autoscaling_restores_the_service() {
+    let mut w = World::new();
+    let clock = Instant::now();
+    let (state, finished) = w.run(ecs_experiment(1.0), autoscaling).await;
+    assert_eq!(finished.outcome.error, None, "{:?}", finished.outcome.cause);
+    assert_eq!(finished.journal["status"], "completed");
+    assert_eq!(finished.journal["deviated"], false);
+    // The real pauses, on a paused clock: 150 s + 1 h.
+    assert_eq!(clock.elapsed(), Duration::from_secs(150 + 3600));
+    // Stopped one task; recorded and replayed the desired count it found.
+    assert_eq!(w.ecs.stopped().len(), 1);
+    assert_eq!(finished.journal["run"][0]["output"], json!(w.ecs.stopped()));
+    assert_eq!(state.rollbacks.len(), 1);
+    assert_eq!(state.rollbacks[0].arguments["desired_count"], json!(3));
+    assert_eq!(w.ecs.desired("c", "web"), 3);
+    assert!(w.dlq.sent().is_empty(), "a completed run sends nothing to the DLQ");
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_autoscaling_the_run_deviates_and_the_rollback_restores_the_count() {
+    let mut w = World::new();
+    let (state, finished) = w.run(ecs_experiment(1.0), |_, _, _| {}).await;
+    assert_eq!(finished.outcome.error.as_deref(), Some("SteadyStateDeviated"));
+    assert!(finished.outcome.deviated);
+    let cause = finished.outcome.cause.unwrap();
+    assert!(cause.contains("'all-desired-tasks-running' after the method returned false"), "{cause}");
+    assert!(cause.contains("\"expected\":3"), "{cause}");
+    assert_eq!(finished.journal["steady_states"]["after"]["probes"][0]["tolerance_met"], false);
+    assert_eq!(state.rollbacks[0].status, RunStatus::Succeeded);
+    assert_eq!(w.ecs.desired("c", "web"), 3, "rollback restores the recorded count");
+    let sent = w.dlq.sent();
+    assert_eq!(sent.len(), 1);
+    let body: Value = serde_json::from_str(&sent[0].1).unwrap();
+    assert_eq!(body["error"], "SteadyStateDeviated");
+    assert_eq!(body["journal"]["deviated"], true);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_alarm_during_the_hour_aborts_within_one_poll_and_rolls_back() {
+    let mut w = World::new();
+    let clock = Instant::now();
+    // The alarm fires 20 minutes and 2 s into the 1 h wait.
+    let fire_at = Duration::from_secs(150 + 1202);
+    let alarms = w.alarms.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep_until(clock + fire_at).await;
+        alarms.set(ALARM, "ALARM");
+    });
+    let (state, finished) = w.run(ecs_experiment(1.0), |_, _, _| {}).await;
+    let noticed = clock.elapsed() - fire_at;
+    assert!(noticed <= Duration::from_secs(5), "noticed {noticed:?} after the alarm, poll is 5 s");
+    assert_eq!(finished.outcome.error.as_deref(), Some("ExperimentAborted"));
+    assert_eq!(finished.journal["status"], "aborted");
+    let cause = finished.outcome.cause.unwrap();
+    assert_eq!(cause, "abort alarm 'abort' in ALARM during 'pause after 'scale-service-to-zero''");
+    assert_eq!(state.rollbacks.len(), 1);
+    assert_eq!(w.ecs.desired("c", "web"), 3, "rollback restores the recorded count");
+    assert_eq!(w.dlq.sent().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_compressed_hour_is_waited_in_scaled_chunks() {
+    let mut w = World::new();
+    let clock = Instant::now();
+    let (_, finished) = w.run(ecs_experiment(1.0 / 600.0), autoscaling).await;
+    assert_eq!(finished.outcome.error, None);
+    // 150 s + 3600 s at 1/600 = 0.25 s + 6 s.
+    assert_eq!(clock.elapsed(), Duration::from_millis(250 + 6000));
+    // Chunks of 600 s scale to 1 s, raised to the 5 s poll: one invocation
+    // for the 150 s pause, two for the hour.
+    assert_eq!(w.wait_calls, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_never_runs_past_the_lambda_deadline() {
+    let w = World::new();
+    let mut state = plan(start(ecs_experiment(1.0)), &*w.alarms).await.unwrap();
+    state.point_at(4); // the 1 h pause
+    assert_eq!(state.next.kind, NextKind::Wait);
+    let clock = Instant::now();
+    let state = wait(state, &*w.alarms, Some(Duration::from_secs(60))).await.unwrap();
+    assert_eq!(clock.elapsed(), Duration::from_secs(50), "60 s left minus the 10 s margin");
+    assert_eq!(state.next.remaining_ms, Some(3_600_000 - 50_000));
+    assert_eq!(state.cursor, 4, "still in the same pause");
+}
+
+#[tokio::test]
+async fn plan_refuses_missing_alarms_and_touches_nothing() {
+    let w = World::new();
+    let mut doc = ecs_experiment(1.0);
+    doc["extensions"][0]["abort_alarms"] = json!(["abort", "nope"]);
+    let err = plan(start(doc), &*w.alarms).await.unwrap_err();
+    assert_eq!(err, Failure::Invalid("extensions.turbulence.abort_alarms: no CloudWatch alarm named 'nope'".into()));
+    assert!(w.ecs.stopped().is_empty());
+}
+
+#[tokio::test]
+async fn plan_refuses_to_start_while_an_abort_alarm_fires() {
+    let w = World::new();
+    w.alarms.set(ALARM, "ALARM");
+    let err = plan(start(ecs_experiment(1.0)), &*w.alarms).await.unwrap_err();
+    assert_eq!(err.name(), "ExperimentAborted");
+}
+
+#[tokio::test]
+async fn an_invalid_experiment_fails_with_its_reason_in_the_dlq() {
+    let mut w = World::new();
+    let mut doc = ecs_experiment(1.0);
+    doc["method"][0]["provider"]["arguments"].as_object_mut().unwrap().remove("cluster");
+    let (_, finished) = w.run(doc, |_, _, _| {}).await;
+    assert_eq!(finished.outcome.error.as_deref(), Some("ExperimentInvalid"));
+    assert_eq!(
+        finished.outcome.cause.as_deref(),
+        Some("activity 'stop-random-task': argument 'cluster' is required by chaosaws.ecs.actions.stop_random_tasks")
+    );
+    assert_eq!(finished.journal["status"], "failed");
+    assert!(w.ecs.stopped().is_empty());
+    assert_eq!(w.ecs.desired("c", "web"), 3);
+    assert_eq!(w.dlq.sent().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_action_stops_the_method_and_still_rolls_back() {
+    let mut w = World::new();
+    let mut doc = ecs_experiment(1.0);
+    // Scale first, then try to stop a task of a service that does not exist.
+    let scale = doc["method"][1].clone();
+    let mut stop = doc["method"][0].clone();
+    stop["provider"]["arguments"]["service"] = json!("ghost");
+    doc["method"] = json!([scale, stop]);
+    let (state, finished) = w.run(doc, |_, _, _| {}).await;
+    assert_eq!(finished.outcome.error.as_deref(), Some("ActivityFailed"));
+    let cause = finished.outcome.cause.unwrap();
+    assert_eq!(cause, "action 'stop-random-task' in the method failed: service 'ghost' not found in cluster 'c'");
+    assert_eq!(finished.journal["run"][1]["status"], "failed");
+    assert_eq!(finished.journal["run"][1]["exception"][0], "service 'ghost' not found in cluster 'c'");
+    assert_eq!(state.rollbacks.len(), 1);
+    assert_eq!(w.ecs.desired("c", "web"), 3);
+}
+
+#[tokio::test]
+async fn throttling_is_retryable_and_records_nothing() {
+    let w = World::new();
+    let mut state = plan(start(ecs_experiment(1.0)), &*w.alarms).await.unwrap();
+    state.point_at(1); // stop-random-task
+    w.ecs.fail_next(activities::AwsError::Throttled("Rate exceeded".into()));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let err = step(state, &w.ecs, &*w.alarms, &mut rng).await.unwrap_err();
+    assert_eq!(err.name(), "Throttled");
+    assert!(w.ecs.stopped().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_rollback_is_recorded_and_the_next_one_still_runs() {
+    let w = World::new();
+    let mut state = plan(start(ecs_experiment(1.0)), &*w.alarms).await.unwrap();
+    let undo = |service: &str, n: i32| Compensation {
+        for_action: "a".into(),
+        name: format!("restore {service}"),
+        call: experiment::CallSpec {
+            function: "chaosaws.ecs.actions.update_desired_count".into(),
+            arguments: json!({"cluster": "c", "service": service, "desired_count": n}).as_object().cloned().unwrap(),
+        },
+    };
+    state.compensations = vec![undo("web", 5), undo("ghost", 1)];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let state = rollback(state, &w.ecs, &*w.alarms, &mut rng).await.unwrap();
+    assert_eq!(state.next.kind, NextKind::Rollback);
+    assert_eq!(state.rollbacks[0].status, RunStatus::Failed, "ghost goes first: newest first");
+    let state = rollback(state, &w.ecs, &*w.alarms, &mut rng).await.unwrap();
+    assert_eq!(state.next.kind, NextKind::Done);
+    assert_eq!(w.ecs.desired("c", "web"), 5);
+    let o = experiment::journal::outcome(&state);
+    assert_eq!(o.error.as_deref(), Some("RollbackFailed"));
+    assert_eq!(o.status, Status::Failed);
+}
+
+#[tokio::test]
+async fn a_step_of_the_wrong_kind_is_refused() {
+    let w = World::new();
+    let mut state = plan(start(ecs_experiment(1.0)), &*w.alarms).await.unwrap();
+    state.point_at(2); // a wait
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let err = step(state, &w.ecs, &*w.alarms, &mut rng).await.unwrap_err();
+    assert_eq!(err.name(), "StateInvalid");
+}
