@@ -13,6 +13,10 @@
    scalable target's MinCapacity when it stays below it for a while. A
    service tagged `turbulence-local:reconciler` = `off` is left alone;
    `tasks-only` gets the scheduler but no auto scaling.
+3. CloudWatch over Smithy RPC v2 CBOR. The AWS SDK for Rust's CloudWatch
+   client (aws-sdk-cloudwatch >= 1.1xx) only speaks rpc-v2-cbor, which moto
+   5.2.5 does not; requests are translated to moto's JSON 1.0 protocol and
+   answers back to CBOR, driven by botocore's CloudWatch model.
 
 Run with the venv's python (`.tools/venv/bin/python local/stack.py`). Prints
 `ready <endpoint>` on stdout once usable; stops on SIGTERM/SIGINT. Listens on
@@ -41,8 +45,8 @@ LOG = logging.getLogger("turbulence-local")
 RECONCILER_TAG = "turbulence-local:reconciler"
 RECONCILER_MODES = ("on", "off", "tasks-only")
 ECS_DESIRED_COUNT = "ecs:service:DesiredCount"
-# Name tag of the network the stand-in creates for the tasks it starts; the
-# Rust side looks it up by this tag to give services the same network.
+# Name tag of the VPC, subnet and security group the stand-in creates for the
+# tasks it starts (services without a networkConfiguration of their own).
 NETWORK_NAME = "turbulence-local"
 
 
@@ -108,33 +112,25 @@ class LambdaForwarder:
             )
             return error_payload(body, err.code), "Unhandled"
         except (socket.timeout, TimeoutError):
-            LOG.warning("lambda %s timed out after %.0fs", function_name, self.timeout_s)
-            return (
-                json.dumps(
-                    {
-                        "errorType": "Sandbox.Timedout",
-                        "errorMessage": f"no answer from cargo lambda watch within {self.timeout_s:.0f}s",
-                    }
-                ).encode(),
-                "Unhandled",
-            )
+            return self.timed_out(function_name)
         except (urllib.error.URLError, ConnectionError, OSError) as err:
             reason = getattr(err, "reason", err)
             if isinstance(reason, (socket.timeout, TimeoutError)):
-                return (
-                    json.dumps(
-                        {
-                            "errorType": "Sandbox.Timedout",
-                            "errorMessage": f"no answer from cargo lambda watch within {self.timeout_s:.0f}s",
-                        }
-                    ).encode(),
-                    "Unhandled",
-                )
+                return self.timed_out(function_name)
             LOG.warning("lambda %s: cannot reach %s: %s", function_name, url, reason)
             raise WatchUnreachable(
                 f"local stack: cannot reach cargo lambda watch at {self.watch_url} for "
                 f"{function_name}: {reason} (is `scripts/stack start` running?)"
             ) from err
+
+    def timed_out(self, function_name: str) -> tuple[bytes, str]:
+        # What Lambda reports when a function runs past its timeout.
+        LOG.warning("lambda %s timed out after %.0fs", function_name, self.timeout_s)
+        body = {
+            "errorType": "Sandbox.Timedout",
+            "errorMessage": f"no answer from cargo lambda watch within {self.timeout_s:.0f}s",
+        }
+        return json.dumps(body).encode(), "Unhandled"
 
 
 def error_payload(body: bytes, status: int) -> bytes:
@@ -210,6 +206,206 @@ def _forward_quietly(forwarder: LambdaForwarder, name: str, payload: bytes) -> N
         forwarder.forward(name, payload)
     except Exception as err:  # noqa: BLE001 - async invoke: nobody to tell
         LOG.warning("async lambda %s failed: %s", name, err)
+
+
+# --------------------------------------------------------------------------
+# CloudWatch: Smithy RPC v2 CBOR <-> JSON 1.0
+# --------------------------------------------------------------------------
+
+CBOR_SERVICES = {
+    # Smithy service name in the request path -> botocore service name
+    "GraniteServiceVersion20100801": "cloudwatch",
+}
+
+
+class CborTranslator:
+    """WSGI middleware: serves `POST /service/<Service>/operation/<Op>` with
+    `smithy-protocol: rpc-v2-cbor` by calling moto's JSON 1.0 handler of the
+    same operation. botocore's shape-aware (de)serializers do the work, so
+    timestamps go out as CBOR tag 1, as the Smithy clients require."""
+
+    def __init__(self, app: Any):
+        import botocore.session
+
+        self.app = app
+        self.session = botocore.session.get_session()
+        self.models: dict[str, Any] = {}
+
+    def model(self, service: str) -> Any:
+        if service not in self.models:
+            self.models[service] = self.session.get_service_model(service)
+        return self.models[service]
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        parts = environ.get("PATH_INFO", "").strip("/").split("/")
+        protocol = environ.get("HTTP_SMITHY_PROTOCOL", "")
+        if (
+            len(parts) != 4
+            or parts[0] != "service"
+            or parts[2] != "operation"
+            or parts[1] not in CBOR_SERVICES
+            or protocol != "rpc-v2-cbor"
+        ):
+            return self.app(environ, start_response)
+        try:
+            return self.translate(environ, start_response, parts[1], parts[3])
+        except Exception as err:  # noqa: BLE001 - answer, never hang the client
+            LOG.warning("cbor %s/%s: %s: %s", parts[1], parts[3], type(err).__name__, err)
+            body = cbor_encode({"__type": "InternalFailure", "message": f"local stack: {err}"})
+            start_response(
+                "500 Internal Server Error",
+                [
+                    ("Content-Type", "application/cbor"),
+                    ("smithy-protocol", "rpc-v2-cbor"),
+                    ("Content-Length", str(len(body))),
+                ],
+            )
+            return [body]
+
+    def translate(self, environ: dict[str, Any], start_response: Any, target: str, op_name: str) -> Any:
+        import io
+
+        from botocore.parsers import JSONParser, RpcV2CBORParser
+        from botocore.serialize import JSONSerializer, RpcV2CBORSerializer
+
+        model = self.model(CBOR_SERVICES[target])
+        if op_name not in model.operation_names:
+            body = cbor_encode({"__type": "UnknownOperationException", "message": op_name})
+            start_response(
+                "400 Bad Request",
+                [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")],
+            )
+            return [body]
+        op = model.operation_model(op_name)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length > 0 else b""
+        params: dict[str, Any] = {}
+        if raw and op.input_shape is not None:
+            params = RpcV2CBORParser().parse(
+                {"body": raw, "headers": {}, "status_code": 200}, op.input_shape
+            )
+            params.pop("ResponseMetadata", None)
+        json_body = JSONSerializer().serialize_to_request(params, op)["body"]
+        if isinstance(json_body, str):
+            json_body = json_body.encode()
+
+        inner = dict(environ)
+        inner["PATH_INFO"] = "/"
+        inner["RAW_URI"] = inner["REQUEST_URI"] = "/"
+        inner["CONTENT_TYPE"] = "application/x-amz-json-1.0"
+        inner["HTTP_X_AMZ_TARGET"] = f"{target}.{op_name}"
+        inner["CONTENT_LENGTH"] = str(len(json_body))
+        inner["wsgi.input"] = io.BytesIO(json_body)
+        inner.pop("HTTP_SMITHY_PROTOCOL", None)
+
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"] = status
+            captured["headers"] = headers
+            return lambda _data: None
+
+        chunks = self.app(inner, capture)
+        try:
+            answer = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        status = captured.get("status", "500 Internal Server Error")
+        code = int(status.split()[0])
+        headers = {k.lower(): v for k, v in captured.get("headers", [])}
+
+        if 200 <= code < 300:
+            out = b""
+            if op.output_shape is not None:
+                parsed = JSONParser().parse(
+                    {"body": answer, "headers": headers, "status_code": code}, op.output_shape
+                )
+                parsed.pop("ResponseMetadata", None)
+                out = RpcV2CBORSerializer()._serialize_body_params(parsed, op.output_shape)
+        else:
+            try:
+                err = json.loads(answer or b"{}")
+            except ValueError:
+                err = {"message": answer.decode("utf-8", "replace")}
+            error_type = str(err.get("__type") or err.get("code") or "InternalFailure")
+            message = str(err.get("message") or err.get("Message") or "")
+            out = cbor_encode({"__type": error_type.split("#")[-1], "message": message})
+
+        reply = [
+            ("Content-Type", "application/cbor"),
+            ("smithy-protocol", "rpc-v2-cbor"),
+            ("Content-Length", str(len(out))),
+        ]
+        for name in ("x-amzn-requestid", "x-amzn-query-error"):
+            if name in headers:
+                reply.append((name, headers[name]))
+        start_response(status, reply)
+        return [out]
+
+
+def cbor_encode(value: Any) -> bytes:
+    """Minimal CBOR (RFC 8949) for error bodies: maps, strings, ints."""
+    out = bytearray()
+
+    def head(major: int, n: int) -> None:
+        if n < 24:
+            out.append(major << 5 | n)
+        elif n < 0x100:
+            out.extend([major << 5 | 24, n])
+        elif n < 0x10000:
+            out.append(major << 5 | 25)
+            out.extend(n.to_bytes(2, "big"))
+        elif n < 0x100000000:
+            out.append(major << 5 | 26)
+            out.extend(n.to_bytes(4, "big"))
+        else:
+            out.append(major << 5 | 27)
+            out.extend(n.to_bytes(8, "big"))
+
+    def item(v: Any) -> None:
+        if isinstance(v, dict):
+            head(5, len(v))
+            for k, x in v.items():
+                item(str(k))
+                item(x)
+        elif isinstance(v, str):
+            data = v.encode("utf-8")
+            head(3, len(data))
+            out.extend(data)
+        elif isinstance(v, bool):
+            out.append(0xF5 if v else 0xF4)
+        elif isinstance(v, int) and v >= 0:
+            head(0, v)
+        else:
+            raise TypeError(f"cbor_encode: unsupported {type(v).__name__}")
+
+    item(value)
+    return bytes(out)
+
+
+class MotoServer:
+    """moto's ThreadedMotoServer, plus the CBOR translator in front."""
+
+    def __init__(self, host: str, port: int):
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        app = CborTranslator(DomainDispatcherApplication(create_backend_app))
+        self.server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="moto", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
 
 
 # --------------------------------------------------------------------------
@@ -504,14 +700,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("AWS_PROFILE", None)
 
     from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.server import ThreadedMotoServer
 
     install_lambda_forwarding(LambdaForwarder(args.lambda_url, args.lambda_timeout_s))
 
     host_in_url = f"[{args.host}]" if ":" in args.host else args.host
     endpoint = f"http://{host_in_url}:{args.port}"
-    server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
     try:
+        server = MotoServer(args.host, args.port)
         server.start()
     except OSError as err:
         LOG.error("cannot listen on %s: %s", endpoint, err)

@@ -91,8 +91,9 @@ class FakeWatch:
         self.thread.start()
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        if self.thread.is_alive():
+            self.server.shutdown()
+            self.server.server_close()
 
 
 class Stack:
@@ -298,6 +299,82 @@ def test_state_machine_catch_sees_error_type() -> None:
 
 
 # --------------------------------------------------------------------------
+# CloudWatch over rpc-v2-cbor (what the Rust SDK speaks)
+# --------------------------------------------------------------------------
+
+
+def cbor_call(operation: str, params: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+    """Calls CloudWatch the way aws-sdk-cloudwatch does (Smithy RPC v2 CBOR)."""
+    import urllib.request
+
+    import botocore.session
+    from botocore.parsers import RpcV2CBORParser
+    from botocore.serialize import RpcV2CBORSerializer
+
+    model = botocore.session.get_session().get_service_model("cloudwatch")
+    op = model.operation_model(operation)
+    req = RpcV2CBORSerializer().serialize_to_request(params, op)
+    headers = dict(req["headers"])
+    # moto routes by the credential scope's service name; it checks no signature.
+    headers["Authorization"] = (
+        "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/monitoring/aws4_request, "
+        "SignedHeaders=host, Signature=0"
+    )
+    http = urllib.request.Request(
+        stack().endpoint + req["url_path"], data=req["body"], method="POST", headers=headers
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(http, timeout=10) as resp:
+            status, resp_headers, body = resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as err:
+        status, resp_headers, body = err.code, dict(err.headers), err.read()
+    lower = {k.lower(): v for k, v in resp_headers.items()}
+    parsed = RpcV2CBORParser().parse(
+        {"body": body, "headers": lower, "status_code": status}, op.output_shape
+    )
+    return status, lower, parsed
+
+
+def test_cloudwatch_speaks_cbor() -> None:
+    s = stack()
+    cw = boto3.client(
+        "cloudwatch",
+        endpoint_url=s.endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    name = unique("alarm")
+    cw.put_metric_alarm(
+        AlarmName=name,
+        MetricName="m",
+        Namespace="n",
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    status, headers, _ = cbor_call(
+        "SetAlarmState", {"AlarmName": name, "StateValue": "ALARM", "StateReason": "test"}
+    )
+    assert status == 200 and headers.get("smithy-protocol") == "rpc-v2-cbor", (status, headers)
+    status, _, parsed = cbor_call("DescribeAlarms", {"AlarmNames": [name]})
+    assert status == 200, parsed
+    alarms = parsed["MetricAlarms"]
+    assert [a["AlarmName"] for a in alarms] == [name], parsed
+    assert alarms[0]["StateValue"] == "ALARM", alarms[0]
+    # Timestamps travel as CBOR tag 1 and come back as datetimes.
+    assert hasattr(alarms[0]["StateUpdatedTimestamp"], "year"), alarms[0]
+    status, _, parsed = cbor_call(
+        "SetAlarmState", {"AlarmName": unique("missing"), "StateValue": "OK", "StateReason": "x"}
+    )
+    assert status >= 400, parsed
+    assert parsed["Error"]["Code"].endswith("ResourceNotFound"), parsed
+
+
+# --------------------------------------------------------------------------
 # ECS stand-in
 # --------------------------------------------------------------------------
 
@@ -411,16 +488,33 @@ def test_off_leaves_service_alone() -> None:
     assert describe_service(cluster, service)["desiredCount"] == 0
 
 
+def test_unreachable_watch_is_a_service_exception() -> None:
+    """Runs last: it stops the fake watch. The function never ran, so it is a
+    Lambda service error (retryable), not a function error."""
+    s = stack()
+    name = unique("late")
+    create_function(name)
+    s.watch.stop()
+    try:
+        s["lambda"].invoke(FunctionName=name, Payload=b"{}")
+    except s["lambda"].exceptions.ServiceException as err:
+        assert "cannot reach cargo lambda watch" in str(err), err
+    else:
+        raise AssertionError("an invoke with watch down should fail")
+
+
 TESTS = [
     test_invoke_is_forwarded_with_payload,
     test_watch_500_becomes_function_error,
     test_unknown_function_is_not_forwarded,
     test_state_machine_catch_sees_error_type,
+    test_cloudwatch_speaks_cbor,
     test_reconciler_starts_and_replaces_tasks,
     test_reconciler_stops_extra_tasks,
     test_autoscaling_restores_min_capacity,
     test_tasks_only_does_not_autoscale,
     test_off_leaves_service_alone,
+    test_unreachable_watch_is_a_service_exception,
 ]
 
 

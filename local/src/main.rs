@@ -4,26 +4,31 @@
 //!     turbulence-local deploy [--endpoint URL]
 //!     turbulence-local demo [--endpoint URL] [--experiment FILE]
 //!                           [--time-scale 1/600] [--timeout-secs 600]
+//!                           [--reconciler on|tasks-only|off]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use local::{EcsTarget, EcsTargetSpec, LocalStack, Stack};
+use local::{EcsTarget, EcsTargetSpec, LocalStack, Reconciler, Stack};
 use serde_json::{json, Value};
 
 const USAGE: &str = "usage:
   turbulence-local deploy [--endpoint URL]
       deploy the functions and a stack named `demo` into the local stack
-  turbulence-local demo [--endpoint URL] [--experiment FILE] [--time-scale X] [--timeout-secs N]
+  turbulence-local demo [--endpoint URL] [--experiment FILE] [--time-scale X]
+                        [--timeout-secs N] [--reconciler on|tasks-only|off]
       deploy, create an ECS service (3 tasks, MinCapacity 3), run the ECS
-      experiment against it and print its journal
+      experiment against it and print its journal (exit 1 if the run failed).
+      --time-scale (default 1/600) compresses every wait; --reconciler picks
+      what the local ECS stand-in does: scheduler + auto scaling (on, the
+      default), scheduler only (tasks-only), nothing (off)
 The endpoint defaults to $TURBULENCE_ENDPOINT (`scripts/stack start`, then
 `source .local-stack/env`).";
 
 /// The ECS task-failure experiment (the write-up's second experiment).
-const DEFAULT_EXPERIMENT: &str = "experiments/ecs-random-task.json";
+const DEFAULT_EXPERIMENT: &str = include_str!("../../experiments/ecs-random-task.json");
 const DEFAULT_TIME_SCALE: f64 = 1.0 / 600.0;
 
 struct Args {
@@ -32,6 +37,7 @@ struct Args {
     experiment: Option<PathBuf>,
     time_scale: f64,
     timeout: Duration,
+    reconciler: Reconciler,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -46,6 +52,7 @@ fn parse_args() -> Result<Args, String> {
         experiment: None,
         time_scale: DEFAULT_TIME_SCALE,
         timeout: Duration::from_secs(600),
+        reconciler: Reconciler::On,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -59,6 +66,16 @@ fn parse_args() -> Result<Args, String> {
                     .parse()
                     .map_err(|_| format!("--timeout-secs: not a number: {v}"))?;
                 args.timeout = Duration::from_secs(secs);
+            }
+            "--reconciler" => {
+                args.reconciler = match value()?.as_str() {
+                    "on" => Reconciler::On,
+                    "tasks-only" => Reconciler::TasksOnly,
+                    "off" => Reconciler::Off,
+                    other => {
+                        return Err(format!("--reconciler: on, tasks-only or off, not {other}"))
+                    }
+                }
             }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
@@ -144,10 +161,7 @@ async fn demo(ls: &LocalStack, args: &Args) -> Result<ExitCode, Box<dyn std::err
         Some(path) => {
             std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?
         }
-        None => {
-            let path = local::workspace_root().join(DEFAULT_EXPERIMENT);
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?
-        }
+        None => DEFAULT_EXPERIMENT.to_string(),
     };
     let experiment: Value =
         serde_json::from_str(&experiment_text).map_err(|e| format!("experiment: {e}"))?;
@@ -162,7 +176,11 @@ async fn demo(ls: &LocalStack, args: &Args) -> Result<ExitCode, Box<dyn std::err
     let prefix = format!("demo-{}", unix_millis());
     let mut spec = EcsTargetSpec::new(&prefix, 3);
     spec.min_capacity = Some(3);
-    eprintln!("creating ECS service {prefix}/{prefix}-svc (3 tasks, MinCapacity 3) ...");
+    spec.reconciler = args.reconciler;
+    eprintln!(
+        "creating ECS service {prefix}/{prefix}-svc (3 tasks, MinCapacity 3, stand-in {:?}) ...",
+        args.reconciler
+    );
     let target = ls.create_ecs_target(&spec).await?;
 
     let input = for_target(experiment, &target, &stack.abort_alarm, args.time_scale)?;
@@ -195,7 +213,10 @@ async fn demo(ls: &LocalStack, args: &Args) -> Result<ExitCode, Box<dyn std::err
     );
     if !finished.succeeded() {
         let dead = ls.dlq_messages(&stack).await.unwrap_or_default();
-        eprintln!("dead-letter queue holds {} message(s)", dead.len());
+        eprintln!(
+            "the demo stack's dead-letter queue now holds {} message(s)",
+            dead.len()
+        );
     }
     Ok(if finished.succeeded() {
         ExitCode::SUCCESS
@@ -260,26 +281,27 @@ async fn follow(
         let done = ls.poll(execution).await?;
         let events = ls.history(execution).await?;
         for e in events.iter().skip(printed) {
+            let at = started.elapsed().as_secs_f64();
             if let (true, Some(state)) = (e.is_state_entered(), e.state.as_deref()) {
                 let n = seen_states.entry(state.to_string()).or_default();
                 *n += 1;
                 let times = if *n > 1 {
-                    format!(" (#{n})")
+                    format!(" #{n}")
                 } else {
                     String::new()
                 };
                 eprintln!(
-                    "[{:>6.1}s] {state}{times}{}",
-                    started.elapsed().as_secs_f64(),
-                    step_summary(e.data.as_ref())
+                    "[{at:>6.1}s] {state}{times}{}",
+                    entered_summary(state, e.data.as_ref())
                 );
             }
+            if let (true, Some(state)) = (e.is_state_exited(), e.state.as_deref()) {
+                if let Some(line) = exited_summary(state, e.data.as_ref()) {
+                    eprintln!("[{at:>6.1}s]   {line}");
+                }
+            }
             if let Some(err) = &e.error {
-                eprintln!(
-                    "[{:>6.1}s]   {}: {err}",
-                    started.elapsed().as_secs_f64(),
-                    e.kind
-                );
+                eprintln!("[{at:>6.1}s]   {}: {err}", e.kind);
             }
         }
         printed = events.len();
@@ -307,22 +329,61 @@ async fn follow(
     }
 }
 
-/// A hint of what a Dispatch-driven state is about to do: the `next` step's
-/// kind and title when the state input carries one.
-fn step_summary(input: Option<&Value>) -> String {
-    let Some(next) = input.and_then(|i| i.get("next")) else {
+/// What a Probe/Action/Wait state is about to do: the planned step at the
+/// state's cursor (best effort: the state's shape belongs to the engine).
+fn entered_summary(state: &str, input: Option<&Value>) -> String {
+    let Some(input) = input else {
         return String::new();
     };
-    let kind = next.get("kind").and_then(Value::as_str).unwrap_or("");
-    let name = ["name", "title", "activity"]
-        .iter()
-        .find_map(|k| next.get(*k).and_then(Value::as_str))
-        .unwrap_or("");
-    match (kind, name) {
-        ("", "") => String::new(),
-        (k, "") => format!("  [{k}]"),
-        (k, n) => format!("  [{k}] {n}"),
+    let wait_left = input.pointer("/next/remaining_ms").and_then(Value::as_u64);
+    let step = input
+        .get("cursor")
+        .and_then(Value::as_u64)
+        .and_then(|c| input.pointer(&format!("/plan/steps/{c}")));
+    match (state, step) {
+        ("Probe" | "Action", Some(step)) => format!(
+            "  {} {}",
+            step.get("phase").and_then(Value::as_str).unwrap_or(""),
+            step.get("name").and_then(Value::as_str).unwrap_or("")
+        ),
+        ("Wait", _) => wait_left
+            .map(|ms| format!("  {:.1}s left", ms as f64 / 1000.0))
+            .unwrap_or_default(),
+        _ => String::new(),
     }
+}
+
+/// The outcome of a Probe/Action/Rollback: its newest record (best effort).
+fn exited_summary(state: &str, output: Option<&Value>) -> Option<String> {
+    let output = output?;
+    let key = match state {
+        "Probe" | "Action" => "records",
+        "Rollback" => "rollbacks",
+        _ => return None,
+    };
+    // A caught error: the TaskFailed line already said it, and `records`
+    // is the state's input, not something this step produced.
+    if state != "Rollback" && output.get("error").is_some() {
+        return None;
+    }
+    let last = output.get(key)?.as_array()?.last()?;
+    let mut line = format!(
+        "{} '{}': {}",
+        last.get("kind").and_then(Value::as_str).unwrap_or("step"),
+        last.get("name").and_then(Value::as_str).unwrap_or("?"),
+        last.get("status").and_then(Value::as_str).unwrap_or("?")
+    );
+    if let Some(met) = last.get("tolerance_met").and_then(Value::as_bool) {
+        line.push_str(if met {
+            ", tolerance met"
+        } else {
+            ", tolerance NOT met"
+        });
+    }
+    if let Some(detail) = last.get("detail").filter(|d| !d.is_null()) {
+        line.push_str(&format!(" {}", truncate(&detail.to_string(), 200)));
+    }
+    Some(line)
 }
 
 fn truncate(s: &str, max: usize) -> String {

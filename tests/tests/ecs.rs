@@ -26,14 +26,15 @@ fn unique(name: &str) -> String {
 }
 
 async fn stack() -> LocalStack {
-    LocalStack::from_env()
-        .await
-        .unwrap_or_else(|e| panic!("{e} (run the tests with scripts/test, which starts the local stack)"))
+    LocalStack::from_env().await.unwrap_or_else(|e| {
+        panic!("{e} (run the tests with scripts/test, which starts the local stack)")
+    })
 }
 
 /// The shipped ECS experiment pointed at a target, its alarm and a time scale.
 fn ecs_experiment(stack: &Stack, target: &EcsTarget, time_scale: f64) -> Value {
-    let mut doc: Value = serde_json::from_str(include_str!("../../experiments/ecs-random-task.json")).unwrap();
+    let mut doc: Value =
+        serde_json::from_str(include_str!("../../experiments/ecs-random-task.json")).unwrap();
     doc["configuration"] = json!({"cluster": target.cluster, "service": target.service});
     doc["extensions"] = json!([{
         "name": "turbulence",
@@ -57,8 +58,15 @@ async fn setup(name: &str, reconciler: Reconciler) -> Setup {
     let mut spec = EcsTargetSpec::new(&prefix, 3);
     spec.min_capacity = Some(3);
     spec.reconciler = reconciler;
-    let target = local.create_ecs_target(&spec).await.expect("create the ECS target");
-    Setup { local, stack, target }
+    let target = local
+        .create_ecs_target(&spec)
+        .await
+        .expect("create the ECS target");
+    Setup {
+        local,
+        stack,
+        target,
+    }
 }
 
 /// The journal of a run: the execution output when it succeeded, else the
@@ -85,17 +93,29 @@ async fn the_ecs_experiment_completes_and_everything_is_back() {
     assert_eq!(journal["steady_states"]["after"]["steady_state_met"], true);
 
     // The task the method stopped is STOPPED.
-    let stopped = journal["run"][0]["output"].as_array().expect("stop_random_tasks lists its tasks");
+    let stopped = journal["run"][0]["output"]
+        .as_array()
+        .expect("stop_random_tasks lists its tasks");
     assert_eq!(stopped.len(), 1);
     let task = stopped[0].as_str().unwrap();
-    assert_eq!(s.local.task_status(&s.target, task).await.unwrap(), "STOPPED");
+    assert_eq!(
+        s.local.task_status(&s.target, task).await.unwrap(),
+        "STOPPED"
+    );
 
     // desiredCount is back at the value recorded before the method, and the
     // rollback replayed it.
     assert_eq!(s.local.desired_count(&s.target).await.unwrap(), 3);
-    assert_eq!(journal["turbulence"]["compensations"][0]["call"]["arguments"]["desired_count"], 3);
+    assert_eq!(
+        journal["turbulence"]["compensations"][0]["call"]["arguments"]["desired_count"],
+        3
+    );
     assert_eq!(journal["rollbacks"][0]["status"], "succeeded");
-    assert_eq!(s.local.dlq_depth(&s.stack).await.unwrap(), 0, "a completed run sends nothing to the DLQ");
+    assert_eq!(
+        s.local.dlq_depth(&s.stack).await.unwrap(),
+        0,
+        "a completed run sends nothing to the DLQ"
+    );
 
     let history = s.local.history(&execution).await.unwrap();
     let transitions = local::states_entered(&history).len();
@@ -113,13 +133,23 @@ async fn without_the_stand_in_the_run_deviates_and_the_rollback_restores_the_cou
         .unwrap();
     let done = s.local.wait_for(&execution, RUN_TIMEOUT).await.unwrap();
     assert_eq!(done.status, "FAILED");
-    assert_eq!(done.error.as_deref(), Some("SteadyStateDeviated"), "{done:?}");
+    assert_eq!(
+        done.error.as_deref(),
+        Some("SteadyStateDeviated"),
+        "{done:?}"
+    );
     let cause = done.cause.unwrap_or_default();
-    assert!(cause.contains("'all-desired-tasks-running' after the method returned false"), "{cause}");
+    assert!(
+        cause.contains("'all-desired-tasks-running' after the method returned false"),
+        "{cause}"
+    );
 
     let journal = journal_of(&s.local, &execution).await;
     assert_eq!(journal["deviated"], true);
-    assert_eq!(journal["steady_states"]["after"]["probes"][0]["tolerance_met"], false);
+    assert_eq!(
+        journal["steady_states"]["after"]["probes"][0]["tolerance_met"],
+        false
+    );
     assert_eq!(journal["rollbacks"][0]["status"], "succeeded");
     // Nothing but the rollback could have put it back.
     assert_eq!(s.local.desired_count(&s.target).await.unwrap(), 3);
@@ -144,7 +174,10 @@ async fn an_abort_alarm_during_the_hour_ends_the_run_within_one_poll() {
     // Into the hour: the service was scaled to zero and the run waits.
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        assert!(Instant::now() < deadline, "the run never reached the 1 h wait");
+        assert!(
+            Instant::now() < deadline,
+            "the run never reached the 1 h wait"
+        );
         let history = s.local.history(&execution).await.unwrap();
         let entered = local::states_entered(&history);
         let actions = entered.iter().filter(|s| **s == "Action").count();
@@ -156,7 +189,10 @@ async fn an_abort_alarm_during_the_hour_ends_the_run_within_one_poll() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(s.local.desired_count(&s.target).await.unwrap(), 0);
 
-    s.local.set_alarm_state(&s.stack.abort_alarm, AlarmState::Alarm).await.unwrap();
+    s.local
+        .set_alarm_state(&s.stack.abort_alarm, AlarmState::Alarm)
+        .await
+        .unwrap();
     let fired = Instant::now();
     // The wait fails with ExperimentAborted and the run moves to Rollback.
     let noticed = loop {
@@ -164,7 +200,10 @@ async fn an_abort_alarm_during_the_hour_ends_the_run_within_one_poll() {
         if local::states_entered(&history).contains(&"Rollback") {
             break fired.elapsed();
         }
-        assert!(fired.elapsed() < Duration::from_secs(30), "the alarm was never noticed");
+        assert!(
+            fired.elapsed() < Duration::from_secs(30),
+            "the alarm was never noticed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     println!("abort noticed {noticed:?} after SetAlarmState (poll interval {POLL_SECONDS} s)");
@@ -179,7 +218,11 @@ async fn an_abort_alarm_during_the_hour_ends_the_run_within_one_poll() {
     let journal = journal_of(&s.local, &execution).await;
     assert_eq!(journal["status"], "aborted");
     assert_eq!(journal["rollbacks"][0]["status"], "succeeded");
-    assert_eq!(s.local.desired_count(&s.target).await.unwrap(), 3, "rollback restored the recorded count");
+    assert_eq!(
+        s.local.desired_count(&s.target).await.unwrap(),
+        3,
+        "rollback restored the recorded count"
+    );
 
     let messages = s.local.dlq_messages(&s.stack).await.unwrap();
     assert_eq!(messages.len(), 1, "{messages:?}");
@@ -201,7 +244,10 @@ async fn a_failing_action_fails_the_run_and_the_rollbacks_still_run() {
     let done = s.local.wait_for(&execution, RUN_TIMEOUT).await.unwrap();
     assert_eq!(done.error.as_deref(), Some("ActivityFailed"), "{done:?}");
     let cause = done.cause.unwrap_or_default();
-    assert!(cause.starts_with("action 'stop-random-task' in the method failed:"), "{cause}");
+    assert!(
+        cause.starts_with("action 'stop-random-task' in the method failed:"),
+        "{cause}"
+    );
     assert!(cause.contains("does-not-exist"), "{cause}");
 
     let journal = journal_of(&s.local, &execution).await;
@@ -238,7 +284,10 @@ async fn an_invalid_experiment_is_refused_before_anything_is_touched() {
         (
             {
                 let mut d = valid.clone();
-                d["method"][1]["provider"]["arguments"].as_object_mut().unwrap().remove("desired_count");
+                d["method"][1]["provider"]["arguments"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("desired_count");
                 d
             },
             "activity 'scale-service-to-zero': argument 'desired_count' is required",
@@ -266,21 +315,39 @@ async fn an_invalid_experiment_is_refused_before_anything_is_touched() {
     }
     for (execution, (_, expected)) in executions.iter().zip(&cases) {
         let done = s.local.wait_for(execution, RUN_TIMEOUT).await.unwrap();
-        assert_eq!(done.error.as_deref(), Some("ExperimentInvalid"), "{expected}: {done:?}");
+        assert_eq!(
+            done.error.as_deref(),
+            Some("ExperimentInvalid"),
+            "{expected}: {done:?}"
+        );
         let cause = done.cause.unwrap_or_default();
-        assert!(cause.contains(expected), "expected '{expected}' in '{cause}'");
+        assert!(
+            cause.contains(expected),
+            "expected '{expected}' in '{cause}'"
+        );
         // Plan refused it: no probe, action or wait function ever ran.
         let history = s.local.history(execution).await.unwrap();
         let entered = local::states_entered(&history);
         for never in ["Probe", "Action", "Wait", "Rollback"] {
-            assert!(!entered.contains(&never), "{expected}: {never} ran: {entered:?}");
+            assert!(
+                !entered.contains(&never),
+                "{expected}: {never} ran: {entered:?}"
+            );
         }
     }
     let messages = s.local.dlq_messages(&s.stack).await.unwrap();
-    assert_eq!(messages.len(), cases.len(), "one DLQ message per refused run");
+    assert_eq!(
+        messages.len(),
+        cases.len(),
+        "one DLQ message per refused run"
+    );
     for m in &messages {
         assert_eq!(m["error"], "ExperimentInvalid");
     }
     assert_eq!(s.local.desired_count(&s.target).await.unwrap(), 3);
-    assert_eq!(s.local.running_tasks(&s.target).await.unwrap(), before, "no task was touched");
+    assert_eq!(
+        s.local.running_tasks(&s.target).await.unwrap(),
+        before,
+        "no task was touched"
+    );
 }

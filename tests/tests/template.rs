@@ -75,27 +75,36 @@ const STATE_MACHINE_RUNTIME_ACTIONS: &[&str] = &[
     "xray:GetSamplingTargets",
 ];
 
+const NO_RESOURCE_LEVEL: &str = "the action has no resource-level permissions";
+
 /// The only actions allowed on `Resource: "*"`, and why. Keep this short:
 /// anything with resource-level permissions gets an ARN.
 const STAR_RESOURCE_ALLOWED: &[(&str, Option<&str>, &str)] = &[
+    (
+        "cloudwatch:DescribeAlarms",
+        None,
+        "read-only; DescribeAlarms returns composite alarms only to callers \
+         allowed on \"*\" (API reference), so \"*\" unless the account sets an \
+         alarm name prefix",
+    ),
     (
         "ecs:ListTasks",
         Some("ecs:cluster"),
         "read-only; its resource is a container instance, which Fargate tasks \
          do not have, so it is narrowed by the ecs:cluster condition instead",
     ),
-    ("xray:PutTraceSegments", None, "X-Ray has no resource-level permissions"),
-    ("xray:PutTelemetryRecords", None, "X-Ray has no resource-level permissions"),
-    ("xray:GetSamplingRules", None, "X-Ray has no resource-level permissions"),
-    ("xray:GetSamplingTargets", None, "X-Ray has no resource-level permissions"),
-    ("logs:CreateLogDelivery", None, "vended log delivery: no resource-level permissions"),
-    ("logs:GetLogDelivery", None, "vended log delivery: no resource-level permissions"),
-    ("logs:UpdateLogDelivery", None, "vended log delivery: no resource-level permissions"),
-    ("logs:DeleteLogDelivery", None, "vended log delivery: no resource-level permissions"),
-    ("logs:ListLogDeliveries", None, "vended log delivery: no resource-level permissions"),
-    ("logs:PutResourcePolicy", None, "vended log delivery: no resource-level permissions"),
-    ("logs:DescribeResourcePolicies", None, "vended log delivery: no resource-level permissions"),
-    ("logs:DescribeLogGroups", None, "vended log delivery: no resource-level permissions"),
+    ("xray:PutTraceSegments", None, NO_RESOURCE_LEVEL),
+    ("xray:PutTelemetryRecords", None, NO_RESOURCE_LEVEL),
+    ("xray:GetSamplingRules", None, NO_RESOURCE_LEVEL),
+    ("xray:GetSamplingTargets", None, NO_RESOURCE_LEVEL),
+    ("logs:CreateLogDelivery", None, NO_RESOURCE_LEVEL),
+    ("logs:GetLogDelivery", None, NO_RESOURCE_LEVEL),
+    ("logs:UpdateLogDelivery", None, NO_RESOURCE_LEVEL),
+    ("logs:DeleteLogDelivery", None, NO_RESOURCE_LEVEL),
+    ("logs:ListLogDeliveries", None, NO_RESOURCE_LEVEL),
+    ("logs:PutResourcePolicy", None, NO_RESOURCE_LEVEL),
+    ("logs:DescribeResourcePolicies", None, NO_RESOURCE_LEVEL),
+    ("logs:DescribeLogGroups", None, NO_RESOURCE_LEVEL),
 ];
 
 // ------------------------------------------------------------------ tests
@@ -117,7 +126,9 @@ fn every_placeholder_has_a_substitution_and_every_substitution_is_used() {
         let text = match std::fs::read_to_string(root().join(uri)) {
             Ok(text) => text,
             Err(err) => {
-                problems.push(format!("Resources.{id}.DefinitionUri: cannot read {uri}: {err}"));
+                problems.push(format!(
+                    "Resources.{id}.DefinitionUri: cannot read {uri}: {err}"
+                ));
                 continue;
             }
         };
@@ -126,7 +137,12 @@ fn every_placeholder_has_a_substitution_and_every_substitution_is_used() {
             .props()
             .get("DefinitionSubstitutions")
             .and_then(Value::as_mapping)
-            .map(|m| m.keys().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|m| {
+                m.keys()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         for name in used.difference(&substituted) {
             problems.push(format!(
@@ -142,7 +158,9 @@ fn every_placeholder_has_a_substitution_and_every_substitution_is_used() {
 
     for file in asl_files() {
         if !defined.contains(&file) {
-            problems.push(format!("{file} is not the DefinitionUri of any state machine in template.yaml"));
+            problems.push(format!(
+                "{file} is not the DefinitionUri of any state machine in template.yaml"
+            ));
         }
     }
     assert_no_problems("placeholders", problems);
@@ -151,7 +169,11 @@ fn every_placeholder_has_a_substitution_and_every_substitution_is_used() {
 #[test]
 fn state_machine_definitions_are_well_formed_graphs() {
     let files = asl_files();
-    assert!(!files.is_empty(), "no statemachines/*.asl.json found under {}", root().display());
+    assert!(
+        !files.is_empty(),
+        "no statemachines/*.asl.json found under {}",
+        root().display()
+    );
     let mut problems = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(root().join(&file))
@@ -204,7 +226,9 @@ fn template_matches_the_local_manifest() {
         ));
     }
 
-    let machines: Vec<_> = template.resources_of_type("AWS::Serverless::StateMachine").collect();
+    let machines: Vec<_> = template
+        .resources_of_type("AWS::Serverless::StateMachine")
+        .collect();
     if machines.len() != 1 {
         problems.push(format!(
             "template.yaml has {} AWS::Serverless::StateMachine resources, local::manifest describes exactly one",
@@ -219,9 +243,13 @@ fn template_matches_the_local_manifest() {
                 manifest::STATE_MACHINE_DEFINITION
             ));
         }
-        let substitutions = machine.props().get("DefinitionSubstitutions").and_then(Value::as_mapping);
-        let keys: BTreeSet<&str> =
-            substitutions.map(|m| m.keys().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let substitutions = machine
+            .props()
+            .get("DefinitionSubstitutions")
+            .and_then(Value::as_mapping);
+        let keys: BTreeSet<&str> = substitutions
+            .map(|m| m.keys().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
         let expected: BTreeSet<&str> = manifest::SUBSTITUTIONS.iter().copied().collect();
         for key in keys.difference(&expected) {
             problems.push(format!(
@@ -240,15 +268,23 @@ fn template_matches_the_local_manifest() {
             if let Some(function) = key.strip_suffix("Arn") {
                 if manifest::FUNCTIONS.iter().any(|f| f.logical_id == function) {
                     if get_att(value) != Some((function.to_owned(), "Arn".to_owned())) {
-                        problems.push(format!("{at} is {}, expected !GetAtt {function}.Arn", show(value)));
+                        problems.push(format!(
+                            "{at} is {}, expected !GetAtt {function}.Arn",
+                            show(value)
+                        ));
                     }
                     continue;
                 }
             }
             if key == "DeadLetterQueueUrl" {
-                match reference(value).and_then(|target| template.resource(&target).map(|r| (target, r))) {
+                match reference(value)
+                    .and_then(|target| template.resource(&target).map(|r| (target, r)))
+                {
                     Some((_, queue)) if queue.kind() == "AWS::SQS::Queue" => {}
-                    _ => problems.push(format!("{at} is {}, expected !Ref of an AWS::SQS::Queue", show(value))),
+                    _ => problems.push(format!(
+                        "{at} is {}, expected !Ref of an AWS::SQS::Queue",
+                        show(value)
+                    )),
                 }
             }
         }
@@ -261,16 +297,25 @@ fn no_statement_grants_wildcard_actions_or_mutations_on_star() {
     let template = Template::load();
     let mut problems = Vec::new();
     let statements = template.all_statements();
-    assert!(!statements.is_empty(), "template.yaml declares no IAM statements at all");
+    assert!(
+        !statements.is_empty(),
+        "template.yaml declares no IAM statements at all"
+    );
     for statement in &statements {
         if statement.effect() != "Allow" {
             continue; // a Deny of sqs:* is a guard, not a grant
         }
         if statement.body.get("NotAction").is_some() {
-            problems.push(format!("{}: Allow with NotAction grants nearly everything", statement.at));
+            problems.push(format!(
+                "{}: Allow with NotAction grants nearly everything",
+                statement.at
+            ));
         }
         if statement.body.get("NotResource").is_some() {
-            problems.push(format!("{}: Allow with NotResource grants nearly everything", statement.at));
+            problems.push(format!(
+                "{}: Allow with NotResource grants nearly everything",
+                statement.at
+            ));
         }
         let actions = statement.actions();
         if actions.is_empty() {
@@ -278,14 +323,19 @@ fn no_statement_grants_wildcard_actions_or_mutations_on_star() {
         }
         for action in &actions {
             if action.contains('*') || action.contains('?') {
-                problems.push(format!("{}: wildcard action {action:?}; name each action", statement.at));
+                problems.push(format!(
+                    "{}: wildcard action {action:?}; name each action",
+                    statement.at
+                ));
             }
         }
         if statement.resource_is_star() {
             for action in &actions {
-                let mutating = !["Describe", "List", "Get"]
-                    .iter()
-                    .any(|verb| action.split_once(':').is_some_and(|(_, name)| name.starts_with(verb)));
+                let mutating = !["Describe", "List", "Get"].iter().any(|verb| {
+                    action
+                        .split_once(':')
+                        .is_some_and(|(_, name)| name.starts_with(verb))
+                });
                 match STAR_RESOURCE_ALLOWED.iter().find(|(allowed, _, _)| allowed == action) {
                     None if mutating => problems.push(format!(
                         "{}: mutating action {action} on Resource \"*\"; scope it to ARNs",
@@ -324,20 +374,34 @@ fn each_function_is_granted_exactly_what_it_calls() {
 
     for (id, calls) in FUNCTION_CALLS {
         let Some(function) = template.resource(id) else {
-            problems.push(format!("FUNCTION_CALLS names {id}, which template.yaml lacks"));
+            problems.push(format!(
+                "FUNCTION_CALLS names {id}, which template.yaml lacks"
+            ));
             continue;
         };
-        let Some(role_id) = own_role(&template, id, function, &mut problems) else { continue };
+        let Some(role_id) = own_role(&template, id, function, &mut problems) else {
+            continue;
+        };
         let statements = template.role_statements(&role_id);
-        let granted: BTreeSet<String> =
-            statements.iter().filter(|s| s.effect() == "Allow").flat_map(|s| s.actions()).collect();
-        let expected: BTreeSet<String> =
-            calls.iter().chain(FUNCTION_RUNTIME_ACTIONS).map(|a| (*a).to_owned()).collect();
+        let granted: BTreeSet<String> = statements
+            .iter()
+            .filter(|s| s.effect() == "Allow")
+            .flat_map(|s| s.actions())
+            .collect();
+        let expected: BTreeSet<String> = calls
+            .iter()
+            .chain(FUNCTION_RUNTIME_ACTIONS)
+            .map(|a| (*a).to_owned())
+            .collect();
         for extra in granted.difference(&expected) {
-            problems.push(format!("{id} (role {role_id}) is granted {extra}, which it does not call"));
+            problems.push(format!(
+                "{id} (role {role_id}) is granted {extra}, which it does not call"
+            ));
         }
         for missing in expected.difference(&granted) {
-            problems.push(format!("{id} (role {role_id}) calls {missing} but is not granted it"));
+            problems.push(format!(
+                "{id} (role {role_id}) calls {missing} but is not granted it"
+            ));
         }
 
         // The log actions must target the log group the function logs to.
@@ -374,19 +438,28 @@ fn state_machine_may_invoke_exactly_the_functions() {
     let template = Template::load();
     let mut problems = Vec::new();
     for (id, machine) in template.resources_of_type("AWS::Serverless::StateMachine") {
-        let Some(role_id) = own_role(&template, id, machine, &mut problems) else { continue };
+        let Some(role_id) = own_role(&template, id, machine, &mut problems) else {
+            continue;
+        };
         let statements = template.role_statements(&role_id);
-        let granted: BTreeSet<String> =
-            statements.iter().filter(|s| s.effect() == "Allow").flat_map(|s| s.actions()).collect();
+        let granted: BTreeSet<String> = statements
+            .iter()
+            .filter(|s| s.effect() == "Allow")
+            .flat_map(|s| s.actions())
+            .collect();
         let expected: BTreeSet<String> = std::iter::once("lambda:InvokeFunction")
             .chain(STATE_MACHINE_RUNTIME_ACTIONS.iter().copied())
             .map(str::to_owned)
             .collect();
         for extra in granted.difference(&expected) {
-            problems.push(format!("{id} (role {role_id}) is granted {extra}, which it does not need"));
+            problems.push(format!(
+                "{id} (role {role_id}) is granted {extra}, which it does not need"
+            ));
         }
         for missing in expected.difference(&granted) {
-            problems.push(format!("{id} (role {role_id}) needs {missing} but is not granted it"));
+            problems.push(format!(
+                "{id} (role {role_id}) needs {missing} but is not granted it"
+            ));
         }
 
         let invoked: BTreeSet<String> = statements
@@ -402,9 +475,14 @@ fn state_machine_may_invoke_exactly_the_functions() {
                     .collect::<Vec<_>>()
             })
             .collect();
-        let functions: BTreeSet<String> = manifest::FUNCTIONS.iter().map(|f| f.logical_id.to_owned()).collect();
+        let functions: BTreeSet<String> = manifest::FUNCTIONS
+            .iter()
+            .map(|f| f.logical_id.to_owned())
+            .collect();
         for extra in invoked.difference(&functions) {
-            problems.push(format!("{id} may invoke {extra}, which is not one of its functions"));
+            problems.push(format!(
+                "{id} may invoke {extra}, which is not one of its functions"
+            ));
         }
         for missing in functions.difference(&invoked) {
             problems.push(format!("{id} may not invoke {missing}"));
@@ -417,14 +495,26 @@ fn state_machine_may_invoke_exactly_the_functions() {
 #[test]
 fn graph_checks_catch_broken_definitions() {
     let cases = [
-        (r#"{"StartAt": "Nope", "States": {"A": {"Type": "Succeed"}}}"#, "StartAt names \"Nope\""),
-        (r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "A"}}}"#, "no terminal state"),
-        (r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}}}"#, "Next names \"B\""),
+        (
+            r#"{"StartAt": "Nope", "States": {"A": {"Type": "Succeed"}}}"#,
+            "StartAt names \"Nope\"",
+        ),
+        (
+            r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "A"}}}"#,
+            "no terminal state",
+        ),
+        (
+            r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}}}"#,
+            "Next names \"B\"",
+        ),
         (
             r#"{"StartAt": "A", "States": {"A": {"Type": "Succeed"}, "B": {"Type": "Succeed"}}}"#,
             "\"B\" is unreachable",
         ),
-        (r#"{"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "x"}}}"#, "neither Next nor End"),
+        (
+            r#"{"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "x"}}}"#,
+            "neither Next nor End",
+        ),
         (
             r#"{"StartAt": "S", "States": {
                 "S": {"Type": "Choice", "Choices": [{"Variable": "$.x", "IsPresent": true, "Next": "A"}],
@@ -454,7 +544,11 @@ fn graph_checks_catch_broken_definitions() {
     ];
     for (definition, expected) in cases {
         let mut problems = Vec::new();
-        check_machine("case", &serde_json::from_str(definition).unwrap(), &mut problems);
+        check_machine(
+            "case",
+            &serde_json::from_str(definition).unwrap(),
+            &mut problems,
+        );
         assert!(
             problems.iter().any(|p| p.contains(expected)),
             "expected a problem containing {expected:?} for {definition}, got {problems:#?}"
@@ -477,9 +571,9 @@ fn check_machine(at: &str, definition: &Json, problems: &mut Vec<String>) {
     let start = definition.get("StartAt").and_then(Json::as_str);
     match start {
         None => problems.push(format!("{at}: no StartAt")),
-        Some(start) if !states.contains_key(start) => {
-            problems.push(format!("{at}: StartAt names {start:?}, which is not a state"))
-        }
+        Some(start) if !states.contains_key(start) => problems.push(format!(
+            "{at}: StartAt names {start:?}, which is not a state"
+        )),
         Some(_) => {}
     }
 
@@ -487,7 +581,10 @@ fn check_machine(at: &str, definition: &Json, problems: &mut Vec<String>) {
     let mut terminal: BTreeSet<&str> = BTreeSet::new();
     for (name, state) in states {
         let here = format!("{at}: state {name:?}");
-        let kind = state.get("Type").and_then(Json::as_str).unwrap_or("<no Type>");
+        let kind = state
+            .get("Type")
+            .and_then(Json::as_str)
+            .unwrap_or("<no Type>");
         let mut targets: Vec<(&str, String)> = Vec::new();
         if let Some(next) = state.get("Next") {
             match next.as_str() {
@@ -512,7 +609,9 @@ fn check_machine(at: &str, definition: &Json, problems: &mut Vec<String>) {
         }
         for (target, field) in &targets {
             if !states.contains_key(*target) {
-                problems.push(format!("{here}: {field} names {target:?}, which is not a state"));
+                problems.push(format!(
+                    "{here}: {field} names {target:?}, which is not a state"
+                ));
             }
         }
 
@@ -527,7 +626,9 @@ fn check_machine(at: &str, definition: &Json, problems: &mut Vec<String>) {
             }
             "Choice" => {
                 if array(state, "Choices").is_empty() {
-                    problems.push(format!("{here}: a Choice needs at least one rule in Choices"));
+                    problems.push(format!(
+                        "{here}: a Choice needs at least one rule in Choices"
+                    ));
                 }
                 // No Default means States.NoChoiceMatched, which a Choice cannot
                 // catch: the execution would fail without running rollbacks.
@@ -558,7 +659,11 @@ fn check_machine(at: &str, definition: &Json, problems: &mut Vec<String>) {
 
         edges.insert(
             name.as_str(),
-            targets.iter().map(|(t, _)| *t).filter(|t| states.contains_key(*t)).collect(),
+            targets
+                .iter()
+                .map(|(t, _)| *t)
+                .filter(|t| states.contains_key(*t))
+                .collect(),
         );
     }
 
@@ -575,7 +680,9 @@ fn check_machine(at: &str, definition: &Json, problems: &mut Vec<String>) {
         }
         for name in states.keys() {
             if !seen.contains(name.as_str()) {
-                problems.push(format!("{at}: state {name:?} is unreachable from StartAt {start:?}"));
+                problems.push(format!(
+                    "{at}: state {name:?} is unreachable from StartAt {start:?}"
+                ));
             }
         }
     }
@@ -594,18 +701,26 @@ fn check_machine(at: &str, definition: &Json, problems: &mut Vec<String>) {
         }
     }
     if terminal.is_empty() {
-        problems.push(format!("{at}: no terminal state (Succeed, Fail or End: true)"));
+        problems.push(format!(
+            "{at}: no terminal state (Succeed, Fail or End: true)"
+        ));
     } else {
         for name in states.keys() {
             if !ends.contains(name.as_str()) {
-                problems.push(format!("{at}: state {name:?} can never reach an end (a loop with no way out)"));
+                problems.push(format!(
+                    "{at}: state {name:?} can never reach an end (a loop with no way out)"
+                ));
             }
         }
     }
 }
 
 fn array<'a>(state: &'a Json, key: &str) -> &'a [Json] {
-    state.get(key).and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default()
+    state
+        .get(key)
+        .and_then(Json::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 /// The `${Name}` placeholders in a definition's text.
@@ -628,7 +743,10 @@ fn placeholders(text: &str) -> BTreeSet<String> {
 // -------------------------------------------------------- template model
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_owned()
 }
 
 /// statemachines/*.asl.json, relative to the workspace root, sorted.
@@ -653,7 +771,10 @@ struct Resource<'a>(&'a Value);
 
 impl Resource<'_> {
     fn kind(&self) -> &str {
-        self.0.get("Type").and_then(Value::as_str).unwrap_or_default()
+        self.0
+            .get("Type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
     fn props(&self) -> &Value {
         static NONE: Value = Value::Null;
@@ -672,17 +793,22 @@ struct Statement<'a> {
 
 impl Statement<'_> {
     fn effect(&self) -> &str {
-        self.body.get("Effect").and_then(Value::as_str).unwrap_or_default()
+        self.body
+            .get("Effect")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
     fn actions(&self) -> Vec<String> {
         strings(self.body.get("Action"))
     }
+    /// Every value the Resource can take (both branches of an `!If`).
     fn resources(&self) -> Vec<Value> {
-        match self.body.get("Resource") {
+        let listed = match self.body.get("Resource") {
             Some(Value::Sequence(items)) => items.clone(),
             Some(one) => vec![one.clone()],
             None => Vec::new(),
-        }
+        };
+        listed.iter().flat_map(alternatives).collect()
     }
     fn resource_is_star(&self) -> bool {
         self.resources().iter().any(|r| {
@@ -706,9 +832,10 @@ impl Statement<'_> {
 impl Template {
     fn load() -> Self {
         let path = root().join("template.yaml");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
-        let value: Value =
-            serde_yaml::from_str(&text).unwrap_or_else(|err| panic!("template.yaml is not valid YAML: {err}"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
+        let value: Value = serde_yaml::from_str(&text)
+            .unwrap_or_else(|err| panic!("template.yaml is not valid YAML: {err}"));
         let resources = value
             .get("Resources")
             .and_then(Value::as_mapping)
@@ -721,7 +848,10 @@ impl Template {
         self.resources.get(id).map(Resource)
     }
 
-    fn resources_of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a str, Resource<'a>)> + 'a {
+    fn resources_of_type<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = (&'a str, Resource<'a>)> + 'a {
         self.resources.iter().filter_map(move |(id, body)| {
             let resource = Resource(body);
             (resource.kind() == kind).then(|| (id.as_str().unwrap_or_default(), resource))
@@ -745,7 +875,11 @@ impl Template {
         let mut found = Vec::new();
         if let Some(body) = self.resources.get(role) {
             if let Some(policies) = body.get("Properties").and_then(|p| p.get("Policies")) {
-                collect_statements(policies, &format!("Resources.{role}.Properties.Policies"), &mut found);
+                collect_statements(
+                    policies,
+                    &format!("Resources.{role}.Properties.Policies"),
+                    &mut found,
+                );
             }
         }
         for kind in ["AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"] {
@@ -754,7 +888,9 @@ impl Template {
                     .props()
                     .get("Roles")
                     .and_then(Value::as_sequence)
-                    .is_some_and(|roles| roles.iter().any(|r| reference(r).as_deref() == Some(role)));
+                    .is_some_and(|roles| {
+                        roles.iter().any(|r| reference(r).as_deref() == Some(role))
+                    });
                 if attached {
                     collect_statements(policy.0, &format!("Resources.{id}"), &mut found);
                 }
@@ -768,7 +904,12 @@ impl Template {
 /// AWS::IAM::Role in this template with inline policies only, so that every
 /// permission it has is visible here (SAM-generated roles add managed
 /// policies this test cannot see).
-fn own_role(template: &Template, id: &str, resource: Resource<'_>, problems: &mut Vec<String>) -> Option<String> {
+fn own_role(
+    template: &Template,
+    id: &str,
+    resource: Resource<'_>,
+    problems: &mut Vec<String>,
+) -> Option<String> {
     for key in ["Policies", "Connectors"] {
         if resource.props().get(key).is_some() {
             problems.push(format!(
@@ -777,10 +918,14 @@ fn own_role(template: &Template, id: &str, resource: Resource<'_>, problems: &mu
         }
     }
     let role = resource.props().get("Role");
-    let Some((role_id, _)) = role.and_then(get_att).filter(|(_, attribute)| attribute == "Arn") else {
+    let Some((role_id, _)) = role
+        .and_then(get_att)
+        .filter(|(_, attribute)| attribute == "Arn")
+    else {
         problems.push(format!(
             "Resources.{id}.Properties.Role must be !GetAtt <its AWS::IAM::Role>.Arn, found {}",
-            role.map(show).unwrap_or_else(|| "nothing (a SAM-generated role)".to_owned())
+            role.map(show)
+                .unwrap_or_else(|| "nothing (a SAM-generated role)".to_owned())
         ));
         return None;
     };
@@ -796,13 +941,20 @@ fn own_role(template: &Template, id: &str, resource: Resource<'_>, problems: &mu
                 .iter()
                 .filter(|(other, body)| {
                     other.as_str() != Some(id)
-                        && body.get("Properties").and_then(|p| p.get("Role")).and_then(get_att).map(|(r, _)| r)
+                        && body
+                            .get("Properties")
+                            .and_then(|p| p.get("Role"))
+                            .and_then(get_att)
+                            .map(|(r, _)| r)
                             == Some(role_id.clone())
                 })
                 .filter_map(|(other, _)| other.as_str().map(str::to_owned))
                 .collect();
             if !shared.is_empty() {
-                problems.push(format!("{id} shares role {role_id} with {}: give each its own", shared.join(", ")));
+                problems.push(format!(
+                    "{id} shares role {role_id} with {}: give each its own",
+                    shared.join(", ")
+                ));
             }
             Some(role_id)
         }
@@ -831,7 +983,10 @@ fn collect_statements<'a>(value: &'a Value, at: &str, found: &mut Vec<Statement<
                         if let Some(sid) = statement.get("Sid").and_then(Value::as_str) {
                             let _ = write!(here, " (Sid {sid})");
                         }
-                        found.push(Statement { at: here, body: statement });
+                        found.push(Statement {
+                            at: here,
+                            body: statement,
+                        });
                     }
                 } else {
                     collect_statements(inner, &format!("{at}.{key}"), found);
@@ -864,6 +1019,27 @@ fn get_att(value: &Value) -> Option<(String, String)> {
     }
 }
 
+/// The values `value` may take: both branches of `!If [cond, a, b]` (or
+/// `Fn::If`), recursively, leaving out `!Ref AWS::NoValue`; else itself.
+fn alternatives(value: &Value) -> Vec<Value> {
+    let branches = match value {
+        Value::Tagged(t) if t.tag == "If" => t.value.as_sequence(),
+        Value::Mapping(m) if m.len() == 1 => m.get("Fn::If").and_then(Value::as_sequence),
+        _ => None,
+    };
+    match branches {
+        Some(parts) if parts.len() == 3 => parts[1..]
+            .iter()
+            .flat_map(alternatives)
+            .filter(|v| reference(v).as_deref() != Some("AWS::NoValue"))
+            .collect(),
+        _ => match value {
+            Value::Sequence(items) => items.iter().flat_map(alternatives).collect(),
+            _ => vec![value.clone()],
+        },
+    }
+}
+
 /// `!Ref A` or `Ref: A` as A.
 fn reference(value: &Value) -> Option<String> {
     match value {
@@ -876,14 +1052,20 @@ fn reference(value: &Value) -> Option<String> {
 fn strings(value: Option<&Value>) -> Vec<String> {
     match value {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Sequence(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
         _ => Vec::new(),
     }
 }
 
 /// A YAML value on one line, for messages.
 fn show(value: &Value) -> String {
-    serde_yaml::to_string(value).map(|s| s.trim().replace('\n', " ")).unwrap_or_else(|_| format!("{value:?}"))
+    serde_yaml::to_string(value)
+        .map(|s| s.trim().replace('\n', " "))
+        .unwrap_or_else(|_| format!("{value:?}"))
 }
 
 fn assert_no_problems(what: &str, problems: Vec<String>) {

@@ -8,7 +8,7 @@ use aws_sdk_ecs::types::DesiredStatus;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::ports::{AwsError, Ecs, Service, Task, Alarms, DeadLetters};
+use crate::ports::{Alarms, AwsError, DeadLetters, Ecs, Service, Task};
 
 /// Error codes AWS uses for "slow down".
 const THROTTLING_CODES: &[&str] = &[
@@ -28,9 +28,9 @@ where
     let text = format!("{op}: {}", DisplayErrorContext(&err));
     match code.as_deref() {
         Some(c) if THROTTLING_CODES.contains(&c) => AwsError::Throttled(text),
-        Some("ClusterNotFoundException" | "ServiceNotFoundException" | "ServiceNotActiveException") => {
-            AwsError::NotFound(text)
-        }
+        Some(
+            "ClusterNotFoundException" | "ServiceNotFoundException" | "ServiceNotActiveException",
+        ) => AwsError::NotFound(text),
         _ => AwsError::Other(text),
     }
 }
@@ -66,7 +66,11 @@ impl Ecs for AwsEcs {
         }
     }
 
-    async fn running_tasks(&self, cluster: &str, service: Option<&str>) -> Result<Vec<Task>, AwsError> {
+    async fn running_tasks(
+        &self,
+        cluster: &str,
+        service: Option<&str>,
+    ) -> Result<Vec<Task>, AwsError> {
         let mut arns = Vec::new();
         let mut pages = self
             .0
@@ -122,7 +126,12 @@ impl Ecs for AwsEcs {
             .map_err(|e| classify("ecs:StopTask", e))
     }
 
-    async fn update_desired_count(&self, cluster: &str, service: &str, desired_count: i32) -> Result<(), AwsError> {
+    async fn update_desired_count(
+        &self,
+        cluster: &str,
+        service: &str,
+        desired_count: i32,
+    ) -> Result<(), AwsError> {
         self.0
             .update_service()
             .cluster(cluster)
@@ -196,14 +205,25 @@ mod tests {
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
 
     fn task(arn: &str, group: &str, status: &str) -> SdkTask {
-        SdkTask::builder().task_arn(arn).group(group).last_status(status).build()
+        SdkTask::builder()
+            .task_arn(arn)
+            .group(group)
+            .last_status(status)
+            .build()
     }
 
     #[tokio::test]
     async fn running_tasks_keeps_only_running_tasks_of_the_service() {
         let list = mock!(aws_sdk_ecs::Client::list_tasks)
             .match_requests(|r| r.cluster() == Some("c") && r.service_name() == Some("web"))
-            .then_output(|| ListTasksOutput::builder().task_arns("t1").task_arns("t2").task_arns("t3").task_arns("t4").build());
+            .then_output(|| {
+                ListTasksOutput::builder()
+                    .task_arns("t1")
+                    .task_arns("t2")
+                    .task_arns("t3")
+                    .task_arns("t4")
+                    .build()
+            });
         let describe = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(|| {
             DescribeTasksOutput::builder()
                 .tasks(task("t1", "service:web", "RUNNING"))
@@ -212,7 +232,11 @@ mod tests {
                 .tasks(task("t4", "service:web", "RUNNING"))
                 .build()
         });
-        let ecs = AwsEcs(mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&list, &describe]));
+        let ecs = AwsEcs(mock_client!(
+            aws_sdk_ecs,
+            RuleMode::MatchAny,
+            [&list, &describe]
+        ));
         let tasks = ecs.running_tasks("c", Some("web")).await.unwrap();
         let arns: Vec<&str> = tasks.iter().map(|t| t.arn.as_str()).collect();
         assert_eq!(arns, vec!["t1", "t4"]);
@@ -222,23 +246,40 @@ mod tests {
     async fn a_missing_service_is_not_found() {
         let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(|| {
             DescribeServicesOutput::builder()
-                .failures(Failure::builder().arn("arn:svc/nope").reason("MISSING").build())
+                .failures(
+                    Failure::builder()
+                        .arn("arn:svc/nope")
+                        .reason("MISSING")
+                        .build(),
+                )
                 .build()
         });
         let ecs = AwsEcs(mock_client!(aws_sdk_ecs, [&describe]));
         let err = ecs.describe_service("c", "nope").await.unwrap_err();
-        assert_eq!(err, AwsError::NotFound("service 'nope' not found in cluster 'c'".into()));
+        assert_eq!(
+            err,
+            AwsError::NotFound("service 'nope' not found in cluster 'c'".into())
+        );
     }
 
     #[tokio::test]
     async fn an_inactive_service_is_not_found() {
         let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(|| {
             DescribeServicesOutput::builder()
-                .services(SdkService::builder().service_name("old").status("INACTIVE").desired_count(2).build())
+                .services(
+                    SdkService::builder()
+                        .service_name("old")
+                        .status("INACTIVE")
+                        .desired_count(2)
+                        .build(),
+                )
                 .build()
         });
         let ecs = AwsEcs(mock_client!(aws_sdk_ecs, [&describe]));
-        assert!(matches!(ecs.describe_service("c", "old").await, Err(AwsError::NotFound(_))));
+        assert!(matches!(
+            ecs.describe_service("c", "old").await,
+            Err(AwsError::NotFound(_))
+        ));
     }
 
     #[tokio::test]
@@ -253,7 +294,10 @@ mod tests {
         });
         let ecs = AwsEcs(mock_client!(aws_sdk_ecs, [&throttled]));
         let err = ecs.update_desired_count("c", "s", 0).await.unwrap_err();
-        assert!(matches!(err, AwsError::Throttled(ref m) if m.contains("ecs:UpdateService")), "{err:?}");
+        assert!(
+            matches!(err, AwsError::Throttled(ref m) if m.contains("ecs:UpdateService")),
+            "{err:?}"
+        );
 
         let denied = mock!(aws_sdk_ecs::Client::update_service).then_error(|| {
             UpdateServiceError::generic(
@@ -265,7 +309,10 @@ mod tests {
         });
         let ecs = AwsEcs(mock_client!(aws_sdk_ecs, [&denied]));
         let err = ecs.update_desired_count("c", "s", 0).await.unwrap_err();
-        assert!(matches!(err, AwsError::Other(ref m) if m.contains("not allowed")), "{err:?}");
+        assert!(
+            matches!(err, AwsError::Other(ref m) if m.contains("not allowed")),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
@@ -276,7 +323,12 @@ mod tests {
             .match_requests(|r| r.alarm_names() == ["a".to_string(), "b".to_string()])
             .then_output(|| {
                 DescribeAlarmsOutput::builder()
-                    .metric_alarms(MetricAlarm::builder().alarm_name("a").state_value(StateValue::Alarm).build())
+                    .metric_alarms(
+                        MetricAlarm::builder()
+                            .alarm_name("a")
+                            .state_value(StateValue::Alarm)
+                            .build(),
+                    )
                     .build()
             });
         let alarms = AwsAlarms(mock_client!(aws_sdk_cloudwatch, [&describe]));

@@ -35,19 +35,30 @@ impl FakeEcs {
 
     pub fn set_desired(&self, cluster: &str, service: &str, desired: i32) {
         let mut s = self.lock();
-        s.services.entry((cluster.into(), service.into())).or_default().0 = desired;
+        s.services
+            .entry((cluster.into(), service.into()))
+            .or_default()
+            .0 = desired;
     }
 
     pub fn set_running(&self, cluster: &str, service: &str, running: usize) {
         let mut s = self.lock();
         let first = s.next_task;
         s.next_task += running;
-        let tasks = (first..first + running).map(|i| format!("arn:aws:ecs:task/{cluster}/{i}")).collect();
-        s.services.entry((cluster.into(), service.into())).or_default().1 = tasks;
+        let tasks = (first..first + running)
+            .map(|i| format!("arn:aws:ecs:task/{cluster}/{i}"))
+            .collect();
+        s.services
+            .entry((cluster.into(), service.into()))
+            .or_default()
+            .1 = tasks;
     }
 
     pub fn desired(&self, cluster: &str, service: &str) -> i32 {
-        self.lock().services.get(&(cluster.into(), service.into())).map_or(-1, |s| s.0)
+        self.lock()
+            .services
+            .get(&(cluster.into(), service.into()))
+            .map_or(-1, |s| s.0)
     }
 
     pub fn stopped(&self) -> Vec<String> {
@@ -75,7 +86,11 @@ impl Ecs for FakeEcs {
         let (desired, running) = s
             .services
             .get(&(cluster.into(), service.into()))
-            .ok_or_else(|| AwsError::NotFound(format!("service '{service}' not found in cluster '{cluster}'")))?;
+            .ok_or_else(|| {
+                AwsError::NotFound(format!(
+                    "service '{service}' not found in cluster '{cluster}'"
+                ))
+            })?;
         Ok(Service {
             name: service.into(),
             status: "ACTIVE".into(),
@@ -85,18 +100,30 @@ impl Ecs for FakeEcs {
         })
     }
 
-    async fn running_tasks(&self, cluster: &str, service: Option<&str>) -> Result<Vec<Task>, AwsError> {
+    async fn running_tasks(
+        &self,
+        cluster: &str,
+        service: Option<&str>,
+    ) -> Result<Vec<Task>, AwsError> {
         self.check()?;
         let s = self.lock();
         Ok(s.services
             .iter()
             .filter(|((c, svc), _)| c == cluster && service.is_none_or(|want| want == svc))
             .flat_map(|(_, (_, tasks))| tasks.iter())
-            .map(|arn| Task { arn: arn.clone(), last_status: "RUNNING".into() })
+            .map(|arn| Task {
+                arn: arn.clone(),
+                last_status: "RUNNING".into(),
+            })
             .collect())
     }
 
-    async fn stop_task(&self, _cluster: &str, task_arn: &str, _reason: &str) -> Result<(), AwsError> {
+    async fn stop_task(
+        &self,
+        _cluster: &str,
+        task_arn: &str,
+        _reason: &str,
+    ) -> Result<(), AwsError> {
         self.check()?;
         let mut s = self.lock();
         for (_, tasks) in s.services.values_mut() {
@@ -106,13 +133,22 @@ impl Ecs for FakeEcs {
         Ok(())
     }
 
-    async fn update_desired_count(&self, cluster: &str, service: &str, desired: i32) -> Result<(), AwsError> {
+    async fn update_desired_count(
+        &self,
+        cluster: &str,
+        service: &str,
+        desired: i32,
+    ) -> Result<(), AwsError> {
         self.check()?;
         let mut s = self.lock();
         let entry = s
             .services
             .get_mut(&(cluster.into(), service.into()))
-            .ok_or_else(|| AwsError::NotFound(format!("service '{service}' not found in cluster '{cluster}'")))?;
+            .ok_or_else(|| {
+                AwsError::NotFound(format!(
+                    "service '{service}' not found in cluster '{cluster}'"
+                ))
+            })?;
         entry.0 = desired;
         Ok(())
     }
@@ -126,7 +162,10 @@ pub struct FakeAlarms {
 
 impl FakeAlarms {
     pub fn set(&self, name: &str, state: &str) {
-        self.states.lock().unwrap_or_else(|e| e.into_inner()).insert(name.into(), state.into());
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.into(), state.into());
     }
 
     pub fn calls(&self) -> usize {
@@ -158,7 +197,10 @@ impl FakeDeadLetters {
 #[async_trait]
 impl DeadLetters for FakeDeadLetters {
     async fn send(&self, queue_url: &str, body: &str) -> Result<(), AwsError> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push((queue_url.into(), body.into()));
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((queue_url.into(), body.into()));
         Ok(())
     }
 }

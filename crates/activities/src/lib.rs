@@ -54,7 +54,11 @@ pub struct Outcome {
 
 impl Outcome {
     fn output(output: Value) -> Self {
-        Outcome { output, detail: None, undo: None }
+        Outcome {
+            output,
+            detail: None,
+            undo: None,
+        }
     }
 }
 
@@ -65,7 +69,12 @@ pub fn desired_count_key(cluster: &str, service: &str) -> String {
 
 /// Remember the desired count the first time a service is seen, so later
 /// checks compare against what it was before the experiment changed it.
-fn remember_desired(baselines: &mut BTreeMap<String, Value>, cluster: &str, service: &str, desired: i32) -> i64 {
+fn remember_desired(
+    baselines: &mut BTreeMap<String, Value>,
+    cluster: &str,
+    service: &str,
+    desired: i32,
+) -> i64 {
     baselines
         .entry(desired_count_key(cluster, service))
         .or_insert(json!(desired))
@@ -80,7 +89,12 @@ pub async fn run(
     rng: &mut (dyn RngCore + Send),
 ) -> Result<Outcome, ActivityError> {
     match call {
-        Call::EcsStopRandomTasks { cluster, service, count, reason } => {
+        Call::EcsStopRandomTasks {
+            cluster,
+            service,
+            count,
+            reason,
+        } => {
             if let Some(s) = service {
                 let svc = ports.ecs.describe_service(cluster, s).await?;
                 remember_desired(baselines, cluster, s, svc.desired_count);
@@ -105,7 +119,10 @@ pub async fn run(
                     tasks.len()
                 )));
             }
-            let chosen: Vec<String> = tasks.choose_multiple(rng, n).map(|t| t.arn.clone()).collect();
+            let chosen: Vec<String> = tasks
+                .choose_multiple(rng, n)
+                .map(|t| t.arn.clone())
+                .collect();
             for arn in &chosen {
                 ports.ecs.stop_task(cluster, arn, reason).await?;
             }
@@ -115,10 +132,17 @@ pub async fn run(
                 undo: None,
             })
         }
-        Call::EcsUpdateDesiredCount { cluster, service, desired_count } => {
+        Call::EcsUpdateDesiredCount {
+            cluster,
+            service,
+            desired_count,
+        } => {
             let before = ports.ecs.describe_service(cluster, service).await?;
             remember_desired(baselines, cluster, service, before.desired_count);
-            ports.ecs.update_desired_count(cluster, service, *desired_count).await?;
+            ports
+                .ecs
+                .update_desired_count(cluster, service, *desired_count)
+                .await?;
             // Restore the count read just now, not what autoscaling may set
             // meanwhile: the rollback must put back what we found.
             let undo = (before.desired_count != *desired_count).then(|| Undo {
@@ -170,11 +194,16 @@ pub async fn run(
             })))
         }
         Call::CloudWatchGetAlarmStateValue { alarm_name } => {
-            let states = ports.alarms.states(std::slice::from_ref(alarm_name)).await?;
+            let states = ports
+                .alarms
+                .states(std::slice::from_ref(alarm_name))
+                .await?;
             states
                 .get(alarm_name)
                 .map(|s| Outcome::output(json!(s)))
-                .ok_or_else(|| ActivityError::Failed(format!("alarm '{alarm_name}' does not exist")))
+                .ok_or_else(|| {
+                    ActivityError::Failed(format!("alarm '{alarm_name}' does not exist"))
+                })
         }
     }
 }
@@ -198,7 +227,11 @@ pub async fn missing(alarms: &dyn Alarms, names: &[String]) -> Result<Vec<String
         return Ok(Vec::new());
     }
     let states = alarms.states(names).await?;
-    Ok(names.iter().filter(|n| !states.contains_key(*n)).cloned().collect())
+    Ok(names
+        .iter()
+        .filter(|n| !states.contains_key(*n))
+        .cloned()
+        .collect())
 }
 
 #[cfg(any(test, feature = "fake"))]
@@ -218,7 +251,10 @@ mod tests {
     async fn stops_the_asked_number_of_running_tasks() {
         let ecs = FakeEcs::with_service("c", "web", 3);
         let alarms = FakeAlarms::default();
-        let ports = Ports { ecs: &ecs, alarms: &alarms };
+        let ports = Ports {
+            ecs: &ecs,
+            alarms: &alarms,
+        };
         let mut baselines = BTreeMap::new();
         let call = Call::EcsStopRandomTasks {
             cluster: "c".into(),
@@ -226,7 +262,9 @@ mod tests {
             count: TaskCount::Count(1),
             reason: "chaos".into(),
         };
-        let out = run(&call, &ports, &mut baselines, &mut rng()).await.unwrap();
+        let out = run(&call, &ports, &mut baselines, &mut rng())
+            .await
+            .unwrap();
         let stopped: Vec<String> = serde_json::from_value(out.output).unwrap();
         assert_eq!(stopped.len(), 1);
         assert_eq!(ecs.stopped(), stopped);
@@ -238,17 +276,24 @@ mod tests {
     async fn stopping_more_tasks_than_run_fails_without_stopping_any() {
         let ecs = FakeEcs::with_service("c", "web", 2);
         let alarms = FakeAlarms::default();
-        let ports = Ports { ecs: &ecs, alarms: &alarms };
+        let ports = Ports {
+            ecs: &ecs,
+            alarms: &alarms,
+        };
         let call = Call::EcsStopRandomTasks {
             cluster: "c".into(),
             service: Some("web".into()),
             count: TaskCount::Count(3),
             reason: "chaos".into(),
         };
-        let err = run(&call, &ports, &mut BTreeMap::new(), &mut rng()).await.unwrap_err();
+        let err = run(&call, &ports, &mut BTreeMap::new(), &mut rng())
+            .await
+            .unwrap_err();
         assert_eq!(
             err,
-            ActivityError::Failed("asked to stop 3 tasks but service 'web' of cluster 'c' has only 2 running".into())
+            ActivityError::Failed(
+                "asked to stop 3 tasks but service 'web' of cluster 'c' has only 2 running".into()
+            )
         );
         assert!(ecs.stopped().is_empty());
     }
@@ -257,14 +302,19 @@ mod tests {
     async fn percent_rounds_up_to_at_least_one_task() {
         let ecs = FakeEcs::with_service("c", "web", 3);
         let alarms = FakeAlarms::default();
-        let ports = Ports { ecs: &ecs, alarms: &alarms };
+        let ports = Ports {
+            ecs: &ecs,
+            alarms: &alarms,
+        };
         let call = Call::EcsStopRandomTasks {
             cluster: "c".into(),
             service: Some("web".into()),
             count: TaskCount::Percent(10),
             reason: "chaos".into(),
         };
-        run(&call, &ports, &mut BTreeMap::new(), &mut rng()).await.unwrap();
+        run(&call, &ports, &mut BTreeMap::new(), &mut rng())
+            .await
+            .unwrap();
         assert_eq!(ecs.stopped().len(), 1);
     }
 
@@ -272,16 +322,29 @@ mod tests {
     async fn update_desired_count_records_the_count_it_found_as_undo() {
         let ecs = FakeEcs::with_service("c", "web", 3);
         let alarms = FakeAlarms::default();
-        let ports = Ports { ecs: &ecs, alarms: &alarms };
-        let call = Call::EcsUpdateDesiredCount { cluster: "c".into(), service: "web".into(), desired_count: 0 };
-        let out = run(&call, &ports, &mut BTreeMap::new(), &mut rng()).await.unwrap();
+        let ports = Ports {
+            ecs: &ecs,
+            alarms: &alarms,
+        };
+        let call = Call::EcsUpdateDesiredCount {
+            cluster: "c".into(),
+            service: "web".into(),
+            desired_count: 0,
+        };
+        let out = run(&call, &ports, &mut BTreeMap::new(), &mut rng())
+            .await
+            .unwrap();
         assert_eq!(ecs.desired("c", "web"), 0);
         let undo = out.undo.unwrap();
         assert_eq!(undo.call.arguments["desired_count"], json!(3));
         // The undo is itself a valid catalogued call.
         assert_eq!(
             Call::parse(&undo.call).unwrap(),
-            Call::EcsUpdateDesiredCount { cluster: "c".into(), service: "web".into(), desired_count: 3 }
+            Call::EcsUpdateDesiredCount {
+                cluster: "c".into(),
+                service: "web".into(),
+                desired_count: 3
+            }
         );
     }
 
@@ -289,32 +352,70 @@ mod tests {
     async fn all_running_compares_against_the_count_before_the_method() {
         let ecs = FakeEcs::with_service("c", "web", 3);
         let alarms = FakeAlarms::default();
-        let ports = Ports { ecs: &ecs, alarms: &alarms };
+        let ports = Ports {
+            ecs: &ecs,
+            alarms: &alarms,
+        };
         let mut baselines = BTreeMap::new();
-        let probe = Call::EcsAreAllDesiredTasksRunning { cluster: "c".into(), service: "web".into() };
-        assert_eq!(run(&probe, &ports, &mut baselines, &mut rng()).await.unwrap().output, json!(true));
+        let probe = Call::EcsAreAllDesiredTasksRunning {
+            cluster: "c".into(),
+            service: "web".into(),
+        };
+        assert_eq!(
+            run(&probe, &ports, &mut baselines, &mut rng())
+                .await
+                .unwrap()
+                .output,
+            json!(true)
+        );
 
         // The method scales the service to zero: 0 running of 0 desired.
-        let zero = Call::EcsUpdateDesiredCount { cluster: "c".into(), service: "web".into(), desired_count: 0 };
-        run(&zero, &ports, &mut baselines, &mut rng()).await.unwrap();
+        let zero = Call::EcsUpdateDesiredCount {
+            cluster: "c".into(),
+            service: "web".into(),
+            desired_count: 0,
+        };
+        run(&zero, &ports, &mut baselines, &mut rng())
+            .await
+            .unwrap();
         ecs.set_running("c", "web", 0);
-        let out = run(&probe, &ports, &mut baselines, &mut rng()).await.unwrap();
+        let out = run(&probe, &ports, &mut baselines, &mut rng())
+            .await
+            .unwrap();
         assert_eq!(out.output, json!(false), "0 == 0 must not pass");
         assert_eq!(out.detail.unwrap()["expected"], json!(3));
 
         // Autoscaling brought it back.
         ecs.set_desired("c", "web", 3);
         ecs.set_running("c", "web", 3);
-        assert_eq!(run(&probe, &ports, &mut baselines, &mut rng()).await.unwrap().output, json!(true));
+        assert_eq!(
+            run(&probe, &ports, &mut baselines, &mut rng())
+                .await
+                .unwrap()
+                .output,
+            json!(true)
+        );
     }
 
     #[tokio::test]
     async fn a_service_that_wants_no_tasks_is_not_steady() {
         let ecs = FakeEcs::with_service("c", "web", 0);
         let alarms = FakeAlarms::default();
-        let ports = Ports { ecs: &ecs, alarms: &alarms };
-        let probe = Call::EcsAreAllDesiredTasksRunning { cluster: "c".into(), service: "web".into() };
-        assert_eq!(run(&probe, &ports, &mut BTreeMap::new(), &mut rng()).await.unwrap().output, json!(false));
+        let ports = Ports {
+            ecs: &ecs,
+            alarms: &alarms,
+        };
+        let probe = Call::EcsAreAllDesiredTasksRunning {
+            cluster: "c".into(),
+            service: "web".into(),
+        };
+        assert_eq!(
+            run(&probe, &ports, &mut BTreeMap::new(), &mut rng())
+                .await
+                .unwrap()
+                .output,
+            json!(false)
+        );
     }
 
     #[tokio::test]
@@ -323,8 +424,14 @@ mod tests {
         alarms.set("a", "OK");
         alarms.set("b", "ALARM");
         let names = vec!["a".to_string(), "b".to_string(), "c".to_string()];
-        assert_eq!(firing(&alarms, &names).await.unwrap(), vec!["b".to_string()]);
-        assert_eq!(missing(&alarms, &names).await.unwrap(), vec!["c".to_string()]);
+        assert_eq!(
+            firing(&alarms, &names).await.unwrap(),
+            vec!["b".to_string()]
+        );
+        assert_eq!(
+            missing(&alarms, &names).await.unwrap(),
+            vec!["c".to_string()]
+        );
         assert_eq!(alarms.calls(), 2);
         assert!(firing(&alarms, &[]).await.unwrap().is_empty());
         assert_eq!(alarms.calls(), 2, "no alarms, no call");

@@ -36,9 +36,18 @@ pub trait Ecs: Send + Sync {
     async fn describe_service(&self, cluster: &str, service: &str) -> Result<Service, AwsError>;
     /// Tasks whose last status is RUNNING, of one service when given (by the
     /// task's `group`, `service:<name>`), else of the whole cluster.
-    async fn running_tasks(&self, cluster: &str, service: Option<&str>) -> Result<Vec<Task>, AwsError>;
+    async fn running_tasks(
+        &self,
+        cluster: &str,
+        service: Option<&str>,
+    ) -> Result<Vec<Task>, AwsError>;
     async fn stop_task(&self, cluster: &str, task_arn: &str, reason: &str) -> Result<(), AwsError>;
-    async fn update_desired_count(&self, cluster: &str, service: &str, desired_count: i32) -> Result<(), AwsError>;
+    async fn update_desired_count(
+        &self,
+        cluster: &str,
+        service: &str,
+        desired_count: i32,
+    ) -> Result<(), AwsError>;
 }
 
 #[async_trait]

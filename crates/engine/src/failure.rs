@@ -44,7 +44,10 @@ impl Failure {
     pub fn from_aws(doing: &str, e: AwsError) -> Failure {
         match e {
             AwsError::Throttled(m) => Failure::Throttled(format!("{doing}: {m}")),
-            other => Failure::ActivityFailed(ErrorReport { message: format!("{doing}: {other}"), record: None }),
+            other => Failure::ActivityFailed(ErrorReport {
+                message: format!("{doing}: {other}"),
+                record: None,
+            }),
         }
     }
 
@@ -53,15 +56,21 @@ impl Failure {
     fn message(&self) -> String {
         let report = match self {
             Failure::Aborted(r) | Failure::Deviated(r) | Failure::ActivityFailed(r) => r.clone(),
-            other => ErrorReport { message: other.to_string(), record: None },
+            other => ErrorReport {
+                message: other.to_string(),
+                record: None,
+            },
         };
-        serde_json::to_string(&report).unwrap_or_else(|_| report.message)
+        serde_json::to_string(&report).unwrap_or(report.message)
     }
 }
 
 impl From<Failure> for Diagnostic {
     fn from(f: Failure) -> Diagnostic {
-        Diagnostic { error_type: f.name().to_string(), error_message: f.message() }
+        Diagnostic {
+            error_type: f.name().to_string(),
+            error_message: f.message(),
+        }
     }
 }
 
@@ -72,7 +81,10 @@ mod tests {
 
     #[test]
     fn names_are_stable() {
-        let r = || ErrorReport { message: "m".into(), record: None };
+        let r = || ErrorReport {
+            message: "m".into(),
+            record: None,
+        };
         let all = [
             (Failure::Invalid("m".into()), "ExperimentInvalid"),
             (Failure::Aborted(r()), "ExperimentAborted"),
@@ -88,10 +100,19 @@ mod tests {
 
     #[test]
     fn the_message_comes_back_through_a_catch() {
-        let d = Diagnostic::from(Failure::Invalid("activity 'x': field 'provider' is required".into()));
+        let d = Diagnostic::from(Failure::Invalid(
+            "activity 'x': field 'provider' is required".into(),
+        ));
         // What Step Functions puts in the Catch's Cause for a Lambda error.
-        let cause = serde_json::json!({"errorType": d.error_type, "errorMessage": d.error_message}).to_string();
-        let caught = CaughtError { error: "ExperimentInvalid".into(), cause };
-        assert_eq!(caught.report().message, "activity 'x': field 'provider' is required");
+        let cause = serde_json::json!({"errorType": d.error_type, "errorMessage": d.error_message})
+            .to_string();
+        let caught = CaughtError {
+            error: "ExperimentInvalid".into(),
+            cause,
+        };
+        assert_eq!(
+            caught.report().message,
+            "activity 'x': field 'provider' is required"
+        );
     }
 }

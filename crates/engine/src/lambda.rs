@@ -35,6 +35,9 @@ pub fn time_left(ctx: &lambda_runtime::Context) -> Option<Duration> {
 }
 
 /// Parse the state machine's payload, naming what was wrong with it.
-pub fn parse<T: serde::de::DeserializeOwned>(payload: serde_json::Value) -> Result<T, crate::Failure> {
-    serde_json::from_value(payload).map_err(|e| crate::Failure::StateInvalid(format!("unreadable input: {e}")))
+pub fn parse<T: serde::de::DeserializeOwned>(
+    payload: serde_json::Value,
+) -> Result<T, crate::Failure> {
+    serde_json::from_value(payload)
+        .map_err(|e| crate::Failure::StateInvalid(format!("unreadable input: {e}")))
 }

@@ -16,7 +16,9 @@ use std::time::Duration;
 use activities::{ActivityError, Alarms, DeadLetters, Ecs, Ports};
 use experiment::journal::{self, Finished};
 use experiment::plan::{Phase, Step, StepKind};
-use experiment::{Call, Compensation, ErrorReport, Experiment, NextKind, Plan, Record, RunStatus, State};
+use experiment::{
+    Call, Compensation, ErrorReport, Experiment, NextKind, Plan, Record, RunStatus, State,
+};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -91,18 +93,25 @@ async fn ensure_calm(alarms: &dyn Alarms, names: &[String], when: &str) -> Resul
 }
 
 fn quoted(names: &[String]) -> String {
-    names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The step under the cursor, checked to be of the kind the caller runs,
 /// and the plan's settings.
 fn current(state: &State, kinds: &[StepKind]) -> Result<(Step, experiment::Settings), Failure> {
-    let plan = state
-        .plan
-        .as_ref()
-        .ok_or_else(|| Failure::StateInvalid("the state has no plan; Plan must run first".into()))?;
+    let plan = state.plan.as_ref().ok_or_else(|| {
+        Failure::StateInvalid("the state has no plan; Plan must run first".into())
+    })?;
     let step = plan.steps.get(state.cursor).ok_or_else(|| {
-        Failure::StateInvalid(format!("cursor {} is past the last step ({})", state.cursor, plan.steps.len()))
+        Failure::StateInvalid(format!(
+            "cursor {} is past the last step ({})",
+            state.cursor,
+            plan.steps.len()
+        ))
     })?;
     if !kinds.contains(&step.kind) {
         return Err(Failure::StateInvalid(format!(
@@ -124,14 +133,25 @@ fn phase_text(phase: Phase) -> &'static str {
 
 /// Run the probe or action under the cursor: check the abort alarms, run
 /// it, judge a hypothesis probe's tolerance, record what undoes an action.
-pub async fn step(mut state: State, ecs: &dyn Ecs, alarms: &dyn Alarms, rng: &mut (dyn RngCore + Send)) -> Result<State, Failure> {
+pub async fn step(
+    mut state: State,
+    ecs: &dyn Ecs,
+    alarms: &dyn Alarms,
+    rng: &mut (dyn RngCore + Send),
+) -> Result<State, Failure> {
     let (step, settings) = current(&state, &[StepKind::Probe, StepKind::Action])?;
-    ensure_calm(alarms, &settings.abort_alarms, &format!("before '{}'", step.name)).await?;
+    ensure_calm(
+        alarms,
+        &settings.abort_alarms,
+        &format!("before '{}'", step.name),
+    )
+    .await?;
     let spec = step
         .call
         .clone()
         .ok_or_else(|| Failure::StateInvalid(format!("step '{}' has no call", step.name)))?;
-    let call = Call::parse(&spec).map_err(|e| Failure::Invalid(format!("activity '{}': {e}", step.name)))?;
+    let call = Call::parse(&spec)
+        .map_err(|e| Failure::Invalid(format!("activity '{}': {e}", step.name)))?;
 
     let start = OffsetDateTime::now_utc();
     let clock = Instant::now();
@@ -170,8 +190,12 @@ pub async fn step(mut state: State, ecs: &dyn Ecs, alarms: &dyn Alarms, rng: &mu
             record.exception = Some(e.to_string());
             tracing::warn!(execution = %state.execution, step = %step.name, error = %e, "activity failed");
             return Err(Failure::ActivityFailed(ErrorReport {
-                message: format!("{what} '{}' {} failed: {e}", step.name, phase_text(step.phase)),
-                record: Some(record),
+                message: format!(
+                    "{what} '{}' {} failed: {e}",
+                    step.name,
+                    phase_text(step.phase)
+                ),
+                record: Some(Box::new(record)),
             }));
         }
     };
@@ -188,7 +212,11 @@ pub async fn step(mut state: State, ecs: &dyn Ecs, alarms: &dyn Alarms, rng: &mu
         let met = tolerance.met(&record.output);
         record.tolerance_met = Some(met);
         if !met {
-            let detail = record.detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default();
+            let detail = record
+                .detail
+                .as_ref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
             let message = format!(
                 "steady-state probe '{}' {} returned {}{detail}, outside its tolerance {}",
                 step.name,
@@ -197,7 +225,10 @@ pub async fn step(mut state: State, ecs: &dyn Ecs, alarms: &dyn Alarms, rng: &mu
                 tolerance.as_value()
             );
             tracing::warn!(execution = %state.execution, step = %step.name, %message, "steady state not met");
-            return Err(Failure::Deviated(ErrorReport { message, record: Some(record) }));
+            return Err(Failure::Deviated(ErrorReport {
+                message,
+                record: Some(Box::new(record)),
+            }));
         }
     }
     tracing::info!(
@@ -215,7 +246,12 @@ pub async fn step(mut state: State, ecs: &dyn Ecs, alarms: &dyn Alarms, rng: &mu
 /// Run the next rollback, if any: recorded compensations newest first, then
 /// the experiment's own rollbacks. A rollback that fails is recorded and the
 /// next one still runs; abort alarms do not stop rollbacks.
-pub async fn rollback(mut state: State, ecs: &dyn Ecs, alarms: &dyn Alarms, rng: &mut (dyn RngCore + Send)) -> Result<State, Failure> {
+pub async fn rollback(
+    mut state: State,
+    ecs: &dyn Ecs,
+    alarms: &dyn Alarms,
+    rng: &mut (dyn RngCore + Send),
+) -> Result<State, Failure> {
     let Some(item) = state.next_rollback() else {
         state.next.kind = NextKind::Done;
         state.next.remaining_ms = None;
@@ -256,7 +292,11 @@ pub async fn rollback(mut state: State, ecs: &dyn Ecs, alarms: &dyn Alarms, rng:
         end: experiment::timestamp(OffsetDateTime::now_utc()),
         duration: clock.elapsed().as_secs_f64(),
     });
-    state.next.kind = if state.next_rollback().is_some() { NextKind::Rollback } else { NextKind::Done };
+    state.next.kind = if state.next_rollback().is_some() {
+        NextKind::Rollback
+    } else {
+        NextKind::Done
+    };
     state.next.remaining_ms = None;
     Ok(state)
 }
@@ -268,7 +308,11 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 /// Wait up to one chunk of the pause under the cursor, checking the abort
 /// alarms at the start and then every poll interval; an alarm in ALARM ends
 /// the wait with `ExperimentAborted` within one interval.
-pub async fn wait(mut state: State, alarms: &dyn Alarms, time_left: Option<Duration>) -> Result<State, Failure> {
+pub async fn wait(
+    mut state: State,
+    alarms: &dyn Alarms,
+    time_left: Option<Duration>,
+) -> Result<State, Failure> {
     let (step, settings) = current(&state, &[StepKind::Wait])?;
     let remaining = state.next.remaining_ms.or(step.duration_ms).unwrap_or(0);
     let mut chunk = Duration::from_millis(remaining.min(settings.wait_chunk_ms));
@@ -300,7 +344,10 @@ pub async fn wait(mut state: State, alarms: &dyn Alarms, time_left: Option<Durat
 
 /// Build the journal and the outcome; a run that did not complete cleanly
 /// goes to the dead-letter queue with its cause.
-pub async fn finish(request: FinishRequest, dead_letters: &dyn DeadLetters) -> Result<Finished, Failure> {
+pub async fn finish(
+    request: FinishRequest,
+    dead_letters: &dyn DeadLetters,
+) -> Result<Finished, Failure> {
     let state = request.state;
     let finished = journal::journal(&state, OffsetDateTime::now_utc());
     if let Some(error) = &finished.outcome.error {

@@ -24,7 +24,11 @@ fn ecs_experiment(time_scale: f64) -> Value {
 }
 
 fn start(doc: Value) -> State {
-    State { experiment: doc, execution: "arn:aws:states:us-east-1:1:execution:x:y".into(), ..Default::default() }
+    State {
+        experiment: doc,
+        execution: "arn:aws:states:us-east-1:1:execution:x:y".into(),
+        ..Default::default()
+    }
 }
 
 /// What a Catch does with a function's error: keep the input, add `error`.
@@ -60,15 +64,25 @@ impl World {
     /// Walk the state machine: Plan, Dispatch over steps, Rollback until
     /// done, Journal. `between` runs after every step, standing in for the
     /// world moving on (ECS restarting tasks, autoscaling).
-    async fn run(&mut self, doc: Value, mut between: impl FnMut(&State, &FakeEcs, &FakeAlarms)) -> (State, Finished) {
+    async fn run(
+        &mut self,
+        doc: Value,
+        mut between: impl FnMut(&State, &FakeEcs, &FakeAlarms),
+    ) -> (State, Finished) {
         let mut state = match plan(start(doc.clone()), &*self.alarms).await {
             Ok(s) => s,
             Err(f) => {
                 let mut s = start(doc);
                 s.error = Some(caught(f));
-                let finished = finish(FinishRequest { dead_letter_queue_url: "dlq".into(), state: s.clone() }, &self.dlq)
-                    .await
-                    .unwrap();
+                let finished = finish(
+                    FinishRequest {
+                        dead_letter_queue_url: "dlq".into(),
+                        state: s.clone(),
+                    },
+                    &self.dlq,
+                )
+                .await
+                .unwrap();
                 return (s, finished);
             }
         };
@@ -78,7 +92,9 @@ impl World {
             assert!(guard < 1000, "the run does not end");
             let input = state.clone();
             let result = match state.next.kind {
-                NextKind::Probe | NextKind::Action => step(input.clone(), &self.ecs, &*self.alarms, &mut self.rng).await,
+                NextKind::Probe | NextKind::Action => {
+                    step(input.clone(), &self.ecs, &*self.alarms, &mut self.rng).await
+                }
                 NextKind::Wait => {
                     self.wait_calls += 1;
                     wait(input.clone(), &*self.alarms, None).await
@@ -93,17 +109,25 @@ impl World {
                     break;
                 }
             }
-            between(&state, &self.ecs, &*self.alarms);
+            between(&state, &self.ecs, &self.alarms);
         }
         loop {
-            state = rollback(state, &self.ecs, &*self.alarms, &mut self.rng).await.unwrap();
+            state = rollback(state, &self.ecs, &*self.alarms, &mut self.rng)
+                .await
+                .unwrap();
             if state.next.kind != NextKind::Rollback {
                 break;
             }
         }
-        let finished = finish(FinishRequest { dead_letter_queue_url: "dlq".into(), state: state.clone() }, &self.dlq)
-            .await
-            .unwrap();
+        let finished = finish(
+            FinishRequest {
+                dead_letter_queue_url: "dlq".into(),
+                state: state.clone(),
+            },
+            &self.dlq,
+        )
+        .await
+        .unwrap();
         (state, finished)
     }
 }
@@ -133,21 +157,37 @@ async fn the_ecs_experiment_completes_when_autoscaling_restores_the_service() {
     assert_eq!(state.rollbacks.len(), 1);
     assert_eq!(state.rollbacks[0].arguments["desired_count"], json!(3));
     assert_eq!(w.ecs.desired("c", "web"), 3);
-    assert!(w.dlq.sent().is_empty(), "a completed run sends nothing to the DLQ");
+    assert!(
+        w.dlq.sent().is_empty(),
+        "a completed run sends nothing to the DLQ"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn without_autoscaling_the_run_deviates_and_the_rollback_restores_the_count() {
     let mut w = World::new();
     let (state, finished) = w.run(ecs_experiment(1.0), |_, _, _| {}).await;
-    assert_eq!(finished.outcome.error.as_deref(), Some("SteadyStateDeviated"));
+    assert_eq!(
+        finished.outcome.error.as_deref(),
+        Some("SteadyStateDeviated")
+    );
     assert!(finished.outcome.deviated);
     let cause = finished.outcome.cause.unwrap();
-    assert!(cause.contains("'all-desired-tasks-running' after the method returned false"), "{cause}");
+    assert!(
+        cause.contains("'all-desired-tasks-running' after the method returned false"),
+        "{cause}"
+    );
     assert!(cause.contains("\"expected\":3"), "{cause}");
-    assert_eq!(finished.journal["steady_states"]["after"]["probes"][0]["tolerance_met"], false);
+    assert_eq!(
+        finished.journal["steady_states"]["after"]["probes"][0]["tolerance_met"],
+        false
+    );
     assert_eq!(state.rollbacks[0].status, RunStatus::Succeeded);
-    assert_eq!(w.ecs.desired("c", "web"), 3, "rollback restores the recorded count");
+    assert_eq!(
+        w.ecs.desired("c", "web"),
+        3,
+        "rollback restores the recorded count"
+    );
     let sent = w.dlq.sent();
     assert_eq!(sent.len(), 1);
     let body: Value = serde_json::from_str(&sent[0].1).unwrap();
@@ -168,13 +208,23 @@ async fn an_alarm_during_the_hour_aborts_within_one_poll_and_rolls_back() {
     });
     let (state, finished) = w.run(ecs_experiment(1.0), |_, _, _| {}).await;
     let noticed = clock.elapsed() - fire_at;
-    assert!(noticed <= Duration::from_secs(5), "noticed {noticed:?} after the alarm, poll is 5 s");
+    assert!(
+        noticed <= Duration::from_secs(5),
+        "noticed {noticed:?} after the alarm, poll is 5 s"
+    );
     assert_eq!(finished.outcome.error.as_deref(), Some("ExperimentAborted"));
     assert_eq!(finished.journal["status"], "aborted");
     let cause = finished.outcome.cause.unwrap();
-    assert_eq!(cause, "abort alarm 'abort' in ALARM during 'pause after 'scale-service-to-zero''");
+    assert_eq!(
+        cause,
+        "abort alarm 'abort' in ALARM during 'pause after 'scale-service-to-zero''"
+    );
     assert_eq!(state.rollbacks.len(), 1);
-    assert_eq!(w.ecs.desired("c", "web"), 3, "rollback restores the recorded count");
+    assert_eq!(
+        w.ecs.desired("c", "web"),
+        3,
+        "rollback restores the recorded count"
+    );
     assert_eq!(w.dlq.sent().len(), 1);
 }
 
@@ -198,8 +248,14 @@ async fn a_wait_never_runs_past_the_lambda_deadline() {
     state.point_at(4); // the 1 h pause
     assert_eq!(state.next.kind, NextKind::Wait);
     let clock = Instant::now();
-    let state = wait(state, &*w.alarms, Some(Duration::from_secs(60))).await.unwrap();
-    assert_eq!(clock.elapsed(), Duration::from_secs(50), "60 s left minus the 10 s margin");
+    let state = wait(state, &*w.alarms, Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(
+        clock.elapsed(),
+        Duration::from_secs(50),
+        "60 s left minus the 10 s margin"
+    );
     assert_eq!(state.next.remaining_ms, Some(3_600_000 - 50_000));
     assert_eq!(state.cursor, 4, "still in the same pause");
 }
@@ -210,7 +266,12 @@ async fn plan_refuses_missing_alarms_and_touches_nothing() {
     let mut doc = ecs_experiment(1.0);
     doc["extensions"][0]["abort_alarms"] = json!(["abort", "nope"]);
     let err = plan(start(doc), &*w.alarms).await.unwrap_err();
-    assert_eq!(err, Failure::Invalid("extensions.turbulence.abort_alarms: no CloudWatch alarm named 'nope'".into()));
+    assert_eq!(
+        err,
+        Failure::Invalid(
+            "extensions.turbulence.abort_alarms: no CloudWatch alarm named 'nope'".into()
+        )
+    );
     assert!(w.ecs.stopped().is_empty());
 }
 
@@ -218,7 +279,9 @@ async fn plan_refuses_missing_alarms_and_touches_nothing() {
 async fn plan_refuses_to_start_while_an_abort_alarm_fires() {
     let w = World::new();
     w.alarms.set(ALARM, "ALARM");
-    let err = plan(start(ecs_experiment(1.0)), &*w.alarms).await.unwrap_err();
+    let err = plan(start(ecs_experiment(1.0)), &*w.alarms)
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "ExperimentAborted");
 }
 
@@ -226,7 +289,10 @@ async fn plan_refuses_to_start_while_an_abort_alarm_fires() {
 async fn an_invalid_experiment_fails_with_its_reason_in_the_dlq() {
     let mut w = World::new();
     let mut doc = ecs_experiment(1.0);
-    doc["method"][0]["provider"]["arguments"].as_object_mut().unwrap().remove("cluster");
+    doc["method"][0]["provider"]["arguments"]
+        .as_object_mut()
+        .unwrap()
+        .remove("cluster");
     let (_, finished) = w.run(doc, |_, _, _| {}).await;
     assert_eq!(finished.outcome.error.as_deref(), Some("ExperimentInvalid"));
     assert_eq!(
@@ -251,9 +317,15 @@ async fn a_failing_action_stops_the_method_and_still_rolls_back() {
     let (state, finished) = w.run(doc, |_, _, _| {}).await;
     assert_eq!(finished.outcome.error.as_deref(), Some("ActivityFailed"));
     let cause = finished.outcome.cause.unwrap();
-    assert_eq!(cause, "action 'stop-random-task' in the method failed: service 'ghost' not found in cluster 'c'");
+    assert_eq!(
+        cause,
+        "action 'stop-random-task' in the method failed: service 'ghost' not found in cluster 'c'"
+    );
     assert_eq!(finished.journal["run"][1]["status"], "failed");
-    assert_eq!(finished.journal["run"][1]["exception"][0], "service 'ghost' not found in cluster 'c'");
+    assert_eq!(
+        finished.journal["run"][1]["exception"][0],
+        "service 'ghost' not found in cluster 'c'"
+    );
     assert_eq!(state.rollbacks.len(), 1);
     assert_eq!(w.ecs.desired("c", "web"), 3);
 }
@@ -263,7 +335,8 @@ async fn throttling_is_retryable_and_records_nothing() {
     let w = World::new();
     let mut state = plan(start(ecs_experiment(1.0)), &*w.alarms).await.unwrap();
     state.point_at(1); // stop-random-task
-    w.ecs.fail_next(activities::AwsError::Throttled("Rate exceeded".into()));
+    w.ecs
+        .fail_next(activities::AwsError::Throttled("Rate exceeded".into()));
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let err = step(state, &w.ecs, &*w.alarms, &mut rng).await.unwrap_err();
     assert_eq!(err.name(), "Throttled");
@@ -279,14 +352,21 @@ async fn a_failed_rollback_is_recorded_and_the_next_one_still_runs() {
         name: format!("restore {service}"),
         call: experiment::CallSpec {
             function: "chaosaws.ecs.actions.update_desired_count".into(),
-            arguments: json!({"cluster": "c", "service": service, "desired_count": n}).as_object().cloned().unwrap(),
+            arguments: json!({"cluster": "c", "service": service, "desired_count": n})
+                .as_object()
+                .cloned()
+                .unwrap(),
         },
     };
     state.compensations = vec![undo("web", 5), undo("ghost", 1)];
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let state = rollback(state, &w.ecs, &*w.alarms, &mut rng).await.unwrap();
     assert_eq!(state.next.kind, NextKind::Rollback);
-    assert_eq!(state.rollbacks[0].status, RunStatus::Failed, "ghost goes first: newest first");
+    assert_eq!(
+        state.rollbacks[0].status,
+        RunStatus::Failed,
+        "ghost goes first: newest first"
+    );
     let state = rollback(state, &w.ecs, &*w.alarms, &mut rng).await.unwrap();
     assert_eq!(state.next.kind, NextKind::Done);
     assert_eq!(w.ecs.desired("c", "web"), 5);

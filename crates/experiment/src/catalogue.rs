@@ -69,7 +69,11 @@ const CATALOGUE: &[Entry] = &[
     },
     Entry {
         function: "chaosaws.ecs.actions.update_desired_count",
-        params: &[("cluster", true), ("service", true), ("desired_count", true)],
+        params: &[
+            ("cluster", true),
+            ("service", true),
+            ("desired_count", true),
+        ],
     },
     Entry {
         function: "chaosaws.ecs.probes.are_all_desired_tasks_running",
@@ -114,7 +118,12 @@ impl Call {
                 return Err(format!(
                     "argument '{key}' is not a parameter of {} (parameters: {})",
                     entry.function,
-                    entry.params.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", ")
+                    entry
+                        .params
+                        .iter()
+                        .map(|(p, _)| *p)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
         }
@@ -133,7 +142,9 @@ impl Call {
                     (Some(n), None) if n > 0 => TaskCount::Count(n),
                     (None, Some(p)) if (1..=100).contains(&p) => TaskCount::Percent(p),
                     (Some(_), None) => return Err(args.err("task_count", "must be at least 1")),
-                    (None, Some(_)) => return Err(args.err("task_percent", "must be between 1 and 100")),
+                    (None, Some(_)) => {
+                        return Err(args.err("task_percent", "must be between 1 and 100"))
+                    }
                     _ => {
                         return Err(format!(
                             "exactly one of 'task_count' and 'task_percent' is required by {}",
@@ -145,7 +156,9 @@ impl Call {
                     cluster: args.text("cluster")?,
                     service: args.opt_text("service")?,
                     count,
-                    reason: args.opt_text("reason")?.unwrap_or_else(|| "Chaos Testing".into()),
+                    reason: args
+                        .opt_text("reason")?
+                        .unwrap_or_else(|| "Chaos Testing".into()),
                 }
             }
             "chaosaws.ecs.actions.update_desired_count" => {
@@ -157,24 +170,30 @@ impl Call {
                         .map_err(|_| args.err("desired_count", "is too large"))?,
                 }
             }
-            "chaosaws.ecs.probes.are_all_desired_tasks_running" => Call::EcsAreAllDesiredTasksRunning {
-                cluster: args.text("cluster")?,
-                service: args.text("service")?,
-            },
+            "chaosaws.ecs.probes.are_all_desired_tasks_running" => {
+                Call::EcsAreAllDesiredTasksRunning {
+                    cluster: args.text("cluster")?,
+                    service: args.text("service")?,
+                }
+            }
             "chaosaws.ecs.probes.describe_service" => Call::EcsDescribeService {
                 cluster: args.text("cluster")?,
                 service: args.text("service")?,
             },
-            "chaosaws.cloudwatch.probes.get_alarm_state_value" => Call::CloudWatchGetAlarmStateValue {
-                alarm_name: args.text("alarm_name")?,
-            },
+            "chaosaws.cloudwatch.probes.get_alarm_state_value" => {
+                Call::CloudWatchGetAlarmStateValue {
+                    alarm_name: args.text("alarm_name")?,
+                }
+            }
             other => return Err(format!("'{other}' has no implementation")),
         })
     }
 
     pub fn kind(&self) -> ActivityType {
         match self {
-            Call::EcsStopRandomTasks { .. } | Call::EcsUpdateDesiredCount { .. } => ActivityType::Action,
+            Call::EcsStopRandomTasks { .. } | Call::EcsUpdateDesiredCount { .. } => {
+                ActivityType::Action
+            }
             Call::EcsAreAllDesiredTasksRunning { .. }
             | Call::EcsDescribeService { .. }
             | Call::CloudWatchGetAlarmStateValue { .. } => ActivityType::Probe,
@@ -202,7 +221,9 @@ impl Args<'_> {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
             Some(Value::String(_)) => Err(self.err(name, "must not be empty")),
-            Some(other) => Err(self.err(name, format!("must be a string, found {}", kind_of(other)))),
+            Some(other) => {
+                Err(self.err(name, format!("must be a string, found {}", kind_of(other))))
+            }
         }
     }
 
@@ -220,12 +241,14 @@ impl Args<'_> {
                 .map(Some)
                 .ok_or_else(|| self.err(name, format!("must be a whole number ≥ 0, found {n}"))),
             // Chaos Toolkit configuration often arrives as strings ("3").
-            Some(Value::String(s)) => s
-                .trim()
-                .parse::<u32>()
-                .map(Some)
-                .map_err(|_| self.err(name, format!("must be a whole number ≥ 0, found \"{s}\""))),
-            Some(other) => Err(self.err(name, format!("must be a number, found {}", kind_of(other)))),
+            Some(Value::String(s)) => {
+                s.trim().parse::<u32>().map(Some).map_err(|_| {
+                    self.err(name, format!("must be a whole number ≥ 0, found \"{s}\""))
+                })
+            }
+            Some(other) => {
+                Err(self.err(name, format!("must be a number, found {}", kind_of(other))))
+            }
         }
     }
 }
@@ -254,7 +277,11 @@ mod tests {
                 reason: "Chaos Testing".into()
             }
         );
-        let both = Call::parse(&spec(f, json!({"cluster": "c", "task_count": 1, "task_percent": 5}))).unwrap_err();
+        let both = Call::parse(&spec(
+            f,
+            json!({"cluster": "c", "task_count": 1, "task_percent": 5}),
+        ))
+        .unwrap_err();
         assert!(both.starts_with("exactly one of"), "{both}");
         let none = Call::parse(&spec(f, json!({"cluster": "c"}))).unwrap_err();
         assert!(none.starts_with("exactly one of"), "{none}");
@@ -271,19 +298,38 @@ mod tests {
         .unwrap();
         assert_eq!(
             c,
-            Call::EcsUpdateDesiredCount { cluster: "c".into(), service: "s".into(), desired_count: 0 }
+            Call::EcsUpdateDesiredCount {
+                cluster: "c".into(),
+                service: "s".into(),
+                desired_count: 0
+            }
         );
     }
 
     #[test]
     fn wrong_types_and_unknown_arguments_are_named() {
         let f = "chaosaws.ecs.actions.update_desired_count";
-        let e = Call::parse(&spec(f, json!({"cluster": "c", "service": "s", "desired_count": -1}))).unwrap_err();
+        let e = Call::parse(&spec(
+            f,
+            json!({"cluster": "c", "service": "s", "desired_count": -1}),
+        ))
+        .unwrap_err();
         assert_eq!(e, "argument 'desired_count' of chaosaws.ecs.actions.update_desired_count must be a whole number ≥ 0, found -1");
-        let e = Call::parse(&spec(f, json!({"cluster": 5, "service": "s", "desired_count": 1}))).unwrap_err();
+        let e = Call::parse(&spec(
+            f,
+            json!({"cluster": 5, "service": "s", "desired_count": 1}),
+        ))
+        .unwrap_err();
         assert_eq!(e, "argument 'cluster' of chaosaws.ecs.actions.update_desired_count must be a string, found a number");
-        let e = Call::parse(&spec(f, json!({"cluster": "c", "service": "s", "desired_count": 1, "force": true}))).unwrap_err();
-        assert!(e.starts_with("argument 'force' is not a parameter of"), "{e}");
+        let e = Call::parse(&spec(
+            f,
+            json!({"cluster": "c", "service": "s", "desired_count": 1, "force": true}),
+        ))
+        .unwrap_err();
+        assert!(
+            e.starts_with("argument 'force' is not a parameter of"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -52,12 +52,25 @@ pub struct Finished {
 
 pub fn outcome(state: &State) -> Outcome {
     let report = state.error.as_ref().map(|e| e.report());
-    let failed_phase = report.as_ref().and_then(|r| r.record.as_ref()).map(|r| r.phase);
+    let failed_phase = report
+        .as_ref()
+        .and_then(|r| r.record.as_ref())
+        .map(|r| r.phase);
     let (status, deviated, error, mut cause) = match (&state.error, report) {
         (None, _) => (Status::Completed, false, None, None),
         (Some(e), Some(r)) => match e.error.as_str() {
-            names::EXPERIMENT_INVALID => (Status::Failed, false, Some(names::EXPERIMENT_INVALID), Some(r.message)),
-            names::EXPERIMENT_ABORTED => (Status::Aborted, false, Some(names::EXPERIMENT_ABORTED), Some(r.message)),
+            names::EXPERIMENT_INVALID => (
+                Status::Failed,
+                false,
+                Some(names::EXPERIMENT_INVALID),
+                Some(r.message),
+            ),
+            names::EXPERIMENT_ABORTED => (
+                Status::Aborted,
+                false,
+                Some(names::EXPERIMENT_ABORTED),
+                Some(r.message),
+            ),
             names::STEADY_STATE_DEVIATED => (
                 Status::Failed,
                 // Chaos Toolkit calls only a miss after the method a deviation;
@@ -66,7 +79,12 @@ pub fn outcome(state: &State) -> Outcome {
                 Some(names::STEADY_STATE_DEVIATED),
                 Some(r.message),
             ),
-            names::ACTIVITY_FAILED => (Status::Failed, false, Some(names::ACTIVITY_FAILED), Some(r.message)),
+            names::ACTIVITY_FAILED => (
+                Status::Failed,
+                false,
+                Some(names::ACTIVITY_FAILED),
+                Some(r.message),
+            ),
             other => (
                 Status::Failed,
                 false,
@@ -74,15 +92,31 @@ pub fn outcome(state: &State) -> Outcome {
                 Some(format!("{other}: {}", r.message)),
             ),
         },
-        (Some(e), None) => (Status::Failed, false, Some(names::ACTIVITY_FAILED), Some(e.error.clone())),
+        (Some(e), None) => (
+            Status::Failed,
+            false,
+            Some(names::ACTIVITY_FAILED),
+            Some(e.error.clone()),
+        ),
     };
     let mut error = error.map(str::to_string);
     let failed_rollbacks: Vec<String> = state
         .rollbacks
         .iter()
         .filter(|r| r.status == RunStatus::Failed)
-        .map(|r| format!("'{}' ({})", r.name, r.exception.as_deref().unwrap_or("failed")))
-        .chain(state.rollback_error.iter().map(|e| format!("{}: {}", e.error, e.report().message)))
+        .map(|r| {
+            format!(
+                "'{}' ({})",
+                r.name,
+                r.exception.as_deref().unwrap_or("failed")
+            )
+        })
+        .chain(
+            state
+                .rollback_error
+                .iter()
+                .map(|e| format!("{}: {}", e.error, e.report().message)),
+        )
         .collect();
     if !failed_rollbacks.is_empty() {
         let text = format!("rollback failed: {}", failed_rollbacks.join("; "));
@@ -99,7 +133,12 @@ pub fn outcome(state: &State) -> Outcome {
     } else {
         status
     };
-    Outcome { status, deviated, error, cause }
+    Outcome {
+        status,
+        deviated,
+        error,
+        cause,
+    }
 }
 
 /// The journal: Chaos Toolkit's shape, with Turbulence's additions under
@@ -107,9 +146,13 @@ pub fn outcome(state: &State) -> Outcome {
 pub fn journal(state: &State, now: OffsetDateTime) -> Finished {
     let outcome = outcome(state);
     let failed = state.error.as_ref().and_then(|e| e.report().record);
-    let all: Vec<&Record> = state.records.iter().chain(failed.as_ref()).collect();
+    let all: Vec<&Record> = state.records.iter().chain(failed.as_deref()).collect();
     let hypothesis = |phase: Phase| -> Value {
-        let probes: Vec<Value> = all.iter().filter(|r| r.phase == phase).map(|r| entry(r)).collect();
+        let probes: Vec<Value> = all
+            .iter()
+            .filter(|r| r.phase == phase)
+            .map(|r| entry(r))
+            .collect();
         if probes.is_empty() {
             return Value::Null;
         }
@@ -121,9 +164,10 @@ pub fn journal(state: &State, now: OffsetDateTime) -> Finished {
     };
     let end = timestamp(now);
     let start = state.started_at.clone().unwrap_or_else(|| end.clone());
-    let duration = time::OffsetDateTime::parse(&start, &time::format_description::well_known::Rfc3339)
-        .map(|s| (now - s).as_seconds_f64())
-        .unwrap_or(0.0);
+    let duration =
+        time::OffsetDateTime::parse(&start, &time::format_description::well_known::Rfc3339)
+            .map(|s| (now - s).as_seconds_f64())
+            .unwrap_or(0.0);
     let journal = json!({
         "chaoslib-version": null,
         "platform": "AWS Step Functions",
@@ -154,7 +198,10 @@ pub fn journal(state: &State, now: OffsetDateTime) -> Finished {
 }
 
 fn entry(r: &Record) -> Value {
-    let (module, func) = r.function.rsplit_once('.').unwrap_or(("", r.function.as_str()));
+    let (module, func) = r
+        .function
+        .rsplit_once('.')
+        .unwrap_or(("", r.function.as_str()));
     let mut e = json!({
         "activity": {
             "type": match r.kind { crate::plan::StepKind::Action => "action", _ => "probe" },
@@ -208,10 +255,15 @@ mod tests {
     }
 
     fn caught(name: &str, record: Option<Record>) -> CaughtError {
-        let report = ErrorReport { message: format!("{name} happened"), record };
+        let report = ErrorReport {
+            message: format!("{name} happened"),
+            record: record.map(Box::new),
+        };
         CaughtError {
             error: name.into(),
-            cause: json!({"errorType": name, "errorMessage": serde_json::to_string(&report).unwrap()}).to_string(),
+            cause:
+                json!({"errorType": name, "errorMessage": serde_json::to_string(&report).unwrap()})
+                    .to_string(),
         }
     }
 
@@ -222,16 +274,30 @@ mod tests {
             ..Default::default()
         };
         let f = journal(&s, OffsetDateTime::now_utc());
-        assert_eq!(f.outcome, Outcome { status: Status::Completed, deviated: false, error: None, cause: None });
+        assert_eq!(
+            f.outcome,
+            Outcome {
+                status: Status::Completed,
+                deviated: false,
+                error: None,
+                cause: None
+            }
+        );
         assert_eq!(f.journal["status"], "completed");
-        assert_eq!(f.journal["steady_states"]["before"]["steady_state_met"], true);
+        assert_eq!(
+            f.journal["steady_states"]["before"]["steady_state_met"],
+            true
+        );
     }
 
     #[test]
     fn miss_after_the_method_is_a_deviation_and_lands_in_the_journal() {
         let s = State {
             records: vec![record(Phase::Before, RunStatus::Succeeded, Some(true))],
-            error: Some(caught("SteadyStateDeviated", Some(record(Phase::After, RunStatus::Succeeded, Some(false))))),
+            error: Some(caught(
+                "SteadyStateDeviated",
+                Some(record(Phase::After, RunStatus::Succeeded, Some(false))),
+            )),
             ..Default::default()
         };
         let f = journal(&s, OffsetDateTime::now_utc());
@@ -239,14 +305,23 @@ mod tests {
         assert!(f.outcome.deviated);
         assert_eq!(f.journal["status"], "failed");
         assert_eq!(f.journal["deviated"], true);
-        assert_eq!(f.journal["steady_states"]["after"]["steady_state_met"], false);
-        assert_eq!(f.journal["steady_states"]["after"]["probes"][0]["tolerance_met"], false);
+        assert_eq!(
+            f.journal["steady_states"]["after"]["steady_state_met"],
+            false
+        );
+        assert_eq!(
+            f.journal["steady_states"]["after"]["probes"][0]["tolerance_met"],
+            false
+        );
     }
 
     #[test]
     fn miss_before_the_method_fails_without_deviation() {
         let s = State {
-            error: Some(caught("SteadyStateDeviated", Some(record(Phase::Before, RunStatus::Succeeded, Some(false))))),
+            error: Some(caught(
+                "SteadyStateDeviated",
+                Some(record(Phase::Before, RunStatus::Succeeded, Some(false))),
+            )),
             ..Default::default()
         };
         let o = outcome(&s);
@@ -257,10 +332,16 @@ mod tests {
 
     #[test]
     fn abort_is_aborted_and_unknown_errors_are_activity_failures() {
-        let s = State { error: Some(caught("ExperimentAborted", None)), ..Default::default() };
+        let s = State {
+            error: Some(caught("ExperimentAborted", None)),
+            ..Default::default()
+        };
         assert_eq!(outcome(&s).status, Status::Aborted);
         let s = State {
-            error: Some(CaughtError { error: "States.Timeout".into(), cause: "timed out".into() }),
+            error: Some(CaughtError {
+                error: "States.Timeout".into(),
+                cause: "timed out".into(),
+            }),
             ..Default::default()
         };
         let o = outcome(&s);
@@ -273,10 +354,16 @@ mod tests {
         let mut r = record(Phase::Method, RunStatus::Failed, None);
         r.name = "restore".into();
         r.exception = Some("service not found".into());
-        let s = State { rollbacks: vec![r], ..Default::default() };
+        let s = State {
+            rollbacks: vec![r],
+            ..Default::default()
+        };
         let o = outcome(&s);
         assert_eq!(o.error.as_deref(), Some("RollbackFailed"));
         assert_eq!(o.status, Status::Failed);
-        assert_eq!(o.cause.as_deref(), Some("rollback failed: 'restore' (service not found)"));
+        assert_eq!(
+            o.cause.as_deref(),
+            Some("rollback failed: 'restore' (service not found)")
+        );
     }
 }

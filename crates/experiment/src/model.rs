@@ -86,7 +86,9 @@ impl Experiment {
     /// Validate an experiment document and resolve `${name}` references to
     /// its configuration.
     pub fn parse(doc: &Value) -> Result<Experiment, Invalid> {
-        let size = serde_json::to_vec(doc).map(|v| v.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(doc)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         if size > MAX_EXPERIMENT_BYTES {
             return Err(Invalid(format!(
                 "experiment: {size} bytes is over the {MAX_EXPERIMENT_BYTES}-byte limit"
@@ -99,17 +101,26 @@ impl Experiment {
             if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
                 return Err(Invalid::at(
                     "experiment",
-                    format!("unknown key '{key}' (expected one of {})", TOP_LEVEL_KEYS.join(", ")),
+                    format!(
+                        "unknown key '{key}' (expected one of {})",
+                        TOP_LEVEL_KEYS.join(", ")
+                    ),
                 ));
             }
         }
         let title = required_text(top, "title", "experiment")?;
         let description = required_text(top, "description", "experiment")?;
         if top.contains_key("secrets") {
-            return Err(Invalid::at("experiment.secrets", "secrets are not supported yet"));
+            return Err(Invalid::at(
+                "experiment.secrets",
+                "secrets are not supported yet",
+            ));
         }
         if top.contains_key("controls") {
-            return Err(Invalid::at("experiment.controls", "controls are not supported yet"));
+            return Err(Invalid::at(
+                "experiment.controls",
+                "controls are not supported yet",
+            ));
         }
         let config = configuration(top.get("configuration"))?;
         let extension = extension(top.get("extensions"))?;
@@ -213,7 +224,9 @@ pub(crate) fn kind_of(v: &Value) -> &'static str {
 /// now: environment and probe-backed values need the Lambda's environment,
 /// which Plan deliberately does not read per call.
 fn configuration(v: Option<&Value>) -> Result<BTreeMap<String, Value>, Invalid> {
-    let Some(v) = v else { return Ok(BTreeMap::new()) };
+    let Some(v) = v else {
+        return Ok(BTreeMap::new());
+    };
     let obj = v
         .as_object()
         .ok_or_else(|| Invalid::at("configuration", "must be an object"))?;
@@ -254,13 +267,18 @@ fn extension(v: Option<&Value>) -> Result<Extension, Invalid> {
     let mut seen = false;
     for (i, e) in list.iter().enumerate() {
         let place = format!("extensions[{i}]");
-        let obj = e.as_object().ok_or_else(|| Invalid::at(&place, "must be an object"))?;
+        let obj = e
+            .as_object()
+            .ok_or_else(|| Invalid::at(&place, "must be an object"))?;
         let name = required_text(obj, "name", &place)?;
         if name != "turbulence" {
             continue; // other tools' extensions are theirs to read
         }
         if seen {
-            return Err(Invalid::at(&place, "only one 'turbulence' extension is allowed"));
+            return Err(Invalid::at(
+                &place,
+                "only one 'turbulence' extension is allowed",
+            ));
         }
         seen = true;
         // Safety settings: a typo must not silently turn a guard off.
@@ -268,14 +286,20 @@ fn extension(v: Option<&Value>) -> Result<Extension, Invalid> {
             if !EXTENSION_KEYS.contains(&key.as_str()) {
                 return Err(Invalid::at(
                     &place,
-                    format!("unknown key '{key}' (expected one of {})", EXTENSION_KEYS.join(", ")),
+                    format!(
+                        "unknown key '{key}' (expected one of {})",
+                        EXTENSION_KEYS.join(", ")
+                    ),
                 ));
             }
         }
         if let Some(a) = obj.get("abort_alarms") {
-            let items = a
-                .as_array()
-                .ok_or_else(|| Invalid::at(&format!("{place}.abort_alarms"), "must be a list of alarm names"))?;
+            let items = a.as_array().ok_or_else(|| {
+                Invalid::at(
+                    &format!("{place}.abort_alarms"),
+                    "must be a list of alarm names",
+                )
+            })?;
             for (j, item) in items.iter().enumerate() {
                 match item {
                     Value::String(s) if !s.trim().is_empty() => ext.abort_alarms.push(s.clone()),
@@ -288,7 +312,10 @@ fn extension(v: Option<&Value>) -> Result<Extension, Invalid> {
                 }
             }
             if ext.abort_alarms.len() > 100 {
-                return Err(Invalid::at(&format!("{place}.abort_alarms"), "at most 100 alarms"));
+                return Err(Invalid::at(
+                    &format!("{place}.abort_alarms"),
+                    "at most 100 alarms",
+                ));
             }
         }
         ext.poll_interval_seconds = positive(obj, "poll_interval_seconds", &place)?;
@@ -311,7 +338,11 @@ fn positive(obj: &Map<String, Value>, key: &str, place: &str) -> Result<Option<f
     }
 }
 
-fn activities(v: &Value, place: &str, config: &BTreeMap<String, Value>) -> Result<Vec<Activity>, Invalid> {
+fn activities(
+    v: &Value,
+    place: &str,
+    config: &BTreeMap<String, Value>,
+) -> Result<Vec<Activity>, Invalid> {
     let items = v
         .as_array()
         .ok_or_else(|| Invalid::at(place, "must be a list of activities"))?;
@@ -343,7 +374,10 @@ fn activity(v: &Value, place: &str, config: &BTreeMap<String, Value>) -> Result<
         None => return Err(Invalid::at(&here, "field 'type' is required")),
     };
     if matches!(obj.get("background"), Some(Value::Bool(true))) {
-        return Err(Invalid::at(&here, "background activities are not supported yet"));
+        return Err(Invalid::at(
+            &here,
+            "background activities are not supported yet",
+        ));
     }
     let provider = obj
         .get("provider")
@@ -372,7 +406,10 @@ fn activity(v: &Value, place: &str, config: &BTreeMap<String, Value>) -> Result<
     }
     let tolerance = match obj.get("tolerance") {
         None => None,
-        Some(t) => Some(Tolerance::parse(t).map_err(|e| Invalid::at(&here, format!("field 'tolerance': {e}")))?),
+        Some(t) => Some(
+            Tolerance::parse(t)
+                .map_err(|e| Invalid::at(&here, format!("field 'tolerance': {e}")))?,
+        ),
     };
     let (pause_before, pause_after) = match obj.get("pauses") {
         None => (None, None),
@@ -439,7 +476,10 @@ fn provider_call(
         Some(other) => {
             return Err(Invalid::at(
                 here,
-                format!("field 'provider.arguments' must be an object, found {}", kind_of(other)),
+                format!(
+                    "field 'provider.arguments' must be an object, found {}",
+                    kind_of(other)
+                ),
             ))
         }
     };
@@ -456,7 +496,8 @@ fn pause(
     config: &BTreeMap<String, Value>,
 ) -> Result<Option<f64>, Invalid> {
     let Some(v) = v else { return Ok(None) };
-    let v = substitute(v, config).map_err(|e| Invalid::at(here, format!("field 'pauses.{which}': {e}")))?;
+    let v = substitute(v, config)
+        .map_err(|e| Invalid::at(here, format!("field 'pauses.{which}': {e}")))?;
     let secs = match &v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse::<f64>().ok(),
@@ -578,8 +619,14 @@ mod tests {
         let mut doc = ecs_experiment();
         doc["method"][0]["provider"] = json!({"type": "process", "path": "rm"});
         let msg = refused(doc);
-        assert!(msg.starts_with("activity 'stop-one': provider type 'process' is not supported"), "{msg}");
-        assert!(msg.contains("chaosaws.ecs.actions.stop_random_tasks"), "{msg}");
+        assert!(
+            msg.starts_with("activity 'stop-one': provider type 'process' is not supported"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("chaosaws.ecs.actions.stop_random_tasks"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -587,13 +634,20 @@ mod tests {
         let mut doc = ecs_experiment();
         doc["method"][0]["provider"]["func"] = json!("delete_cluster");
         let msg = refused(doc);
-        assert!(msg.contains("activity 'stop-one'") && msg.contains("chaosaws.ecs.actions.delete_cluster"), "{msg}");
+        assert!(
+            msg.contains("activity 'stop-one'")
+                && msg.contains("chaosaws.ecs.actions.delete_cluster"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn missing_argument_names_activity_and_field() {
         let mut doc = ecs_experiment();
-        doc["method"][0]["provider"]["arguments"].as_object_mut().unwrap().remove("cluster");
+        doc["method"][0]["provider"]["arguments"]
+            .as_object_mut()
+            .unwrap()
+            .remove("cluster");
         assert_eq!(
             refused(doc),
             "activity 'stop-one': argument 'cluster' is required by chaosaws.ecs.actions.stop_random_tasks"
@@ -623,7 +677,10 @@ mod tests {
     #[test]
     fn hypothesis_probe_needs_tolerance() {
         let mut doc = ecs_experiment();
-        doc["steady-state-hypothesis"]["probes"][0].as_object_mut().unwrap().remove("tolerance");
+        doc["steady-state-hypothesis"]["probes"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("tolerance");
         assert_eq!(
             refused(doc),
             "probe 'all-running': field 'tolerance' is required in the steady-state hypothesis"
@@ -635,7 +692,10 @@ mod tests {
         let mut doc = ecs_experiment();
         doc["method"][0]["type"] = json!("probe");
         let msg = refused(doc);
-        assert!(msg.contains("is an action, but the activity's type is \"probe\""), "{msg}");
+        assert!(
+            msg.contains("is an action, but the activity's type is \"probe\""),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -643,7 +703,10 @@ mod tests {
         let mut doc = ecs_experiment();
         doc["extensions"] = json!([{"name": "turbulence", "abort_alarm": ["a"]}]);
         let msg = refused(doc);
-        assert!(msg.starts_with("extensions[0]: unknown key 'abort_alarm'"), "{msg}");
+        assert!(
+            msg.starts_with("extensions[0]: unknown key 'abort_alarm'"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -86,7 +86,9 @@ impl Plan {
         }
         // The poll interval is wall-clock and never scaled: it is how fast an
         // abort is noticed, and how hard CloudWatch is asked.
-        let poll = ext.poll_interval_seconds.unwrap_or(DEFAULT_POLL_INTERVAL_SECONDS);
+        let poll = ext
+            .poll_interval_seconds
+            .unwrap_or(DEFAULT_POLL_INTERVAL_SECONDS);
         if poll < MIN_POLL_INTERVAL_SECONDS {
             return Err(Invalid(format!(
                 "extensions.turbulence.poll_interval_seconds: must be at least {MIN_POLL_INTERVAL_SECONDS}, found {poll}"
@@ -106,7 +108,12 @@ impl Plan {
         let mut steps = Vec::new();
         let mut push = |a: &Activity, phase: Phase, with_tolerance: bool| -> Result<(), Invalid> {
             if let Some(s) = a.pause_before {
-                steps.push(wait(phase, format!("pause before '{}'", a.name), s, time_scale)?);
+                steps.push(wait(
+                    phase,
+                    format!("pause before '{}'", a.name),
+                    s,
+                    time_scale,
+                )?);
             }
             steps.push(Step {
                 phase,
@@ -116,11 +123,20 @@ impl Plan {
                 },
                 name: a.name.clone(),
                 call: Some(a.call.clone()),
-                tolerance: if with_tolerance { a.tolerance.clone() } else { None },
+                tolerance: if with_tolerance {
+                    a.tolerance.clone()
+                } else {
+                    None
+                },
                 duration_ms: None,
             });
             if let Some(s) = a.pause_after {
-                steps.push(wait(phase, format!("pause after '{}'", a.name), s, time_scale)?);
+                steps.push(wait(
+                    phase,
+                    format!("pause after '{}'", a.name),
+                    s,
+                    time_scale,
+                )?);
             }
             Ok(())
         };
@@ -162,7 +178,9 @@ fn seconds_to_ms(s: f64) -> u64 {
 
 fn wait(phase: Phase, name: String, seconds: f64, scale: f64) -> Result<Step, Invalid> {
     if seconds > MAX_PAUSE_SECONDS {
-        return Err(Invalid(format!("{name}: {seconds} s is longer than a year")));
+        return Err(Invalid(format!(
+            "{name}: {seconds} s is longer than a year"
+        )));
     }
     Ok(Step {
         phase,
@@ -206,8 +224,11 @@ mod tests {
     #[test]
     fn expands_hypothesis_method_and_pauses_in_order() {
         let plan = Plan::new(&experiment(json!({"name": "turbulence"}))).unwrap();
-        let shape: Vec<(Phase, StepKind, &str)> =
-            plan.steps.iter().map(|s| (s.phase, s.kind, s.name.as_str())).collect();
+        let shape: Vec<(Phase, StepKind, &str)> = plan
+            .steps
+            .iter()
+            .map(|s| (s.phase, s.kind, s.name.as_str()))
+            .collect();
         assert_eq!(
             shape,
             vec![
@@ -243,9 +264,21 @@ mod tests {
     fn bad_settings_are_refused() {
         let e = Plan::new(&experiment(json!({"name": "turbulence", "time_scale": 2}))).unwrap_err();
         assert!(e.0.contains("time_scale: must be at most 1"), "{e}");
-        let e = Plan::new(&experiment(json!({"name": "turbulence", "poll_interval_seconds": 0.01}))).unwrap_err();
-        assert!(e.0.contains("poll_interval_seconds: must be at least"), "{e}");
-        let e = Plan::new(&experiment(json!({"name": "turbulence", "wait_chunk_seconds": 1000}))).unwrap_err();
-        assert!(e.0.contains("wait_chunk_seconds: must be at most 840"), "{e}");
+        let e = Plan::new(&experiment(
+            json!({"name": "turbulence", "poll_interval_seconds": 0.01}),
+        ))
+        .unwrap_err();
+        assert!(
+            e.0.contains("poll_interval_seconds: must be at least"),
+            "{e}"
+        );
+        let e = Plan::new(&experiment(
+            json!({"name": "turbulence", "wait_chunk_seconds": 1000}),
+        ))
+        .unwrap_err();
+        assert!(
+            e.0.contains("wait_chunk_seconds: must be at most 840"),
+            "{e}"
+        );
     }
 }

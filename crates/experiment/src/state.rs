@@ -89,7 +89,7 @@ pub struct CaughtError {
 pub struct ErrorReport {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub record: Option<Record>,
+    pub record: Option<Box<Record>>,
 }
 
 impl CaughtError {
@@ -156,7 +156,10 @@ impl State {
         self.cursor = cursor;
         let step = self.plan.as_ref().and_then(|p| p.steps.get(cursor));
         self.next = match step {
-            None => Next { kind: NextKind::Done, remaining_ms: None },
+            None => Next {
+                kind: NextKind::Done,
+                remaining_ms: None,
+            },
             Some(s) => Next {
                 kind: match s.kind {
                     StepKind::Probe => NextKind::Probe,
@@ -179,14 +182,16 @@ impl State {
             .compensations
             .iter()
             .rev()
-            .map(|c| RollbackItem { name: c.name.clone(), call: c.call.clone() })
+            .map(|c| RollbackItem {
+                name: c.name.clone(),
+                call: c.call.clone(),
+            })
             .collect();
         if let Some(plan) = &self.plan {
-            queue.extend(
-                plan.rollbacks
-                    .iter()
-                    .map(|r| RollbackItem { name: r.name.clone(), call: r.call.clone() }),
-            );
+            queue.extend(plan.rollbacks.iter().map(|r| RollbackItem {
+                name: r.name.clone(),
+                call: r.call.clone(),
+            }));
         }
         queue
     }
@@ -204,29 +209,42 @@ mod tests {
 
     #[test]
     fn caught_lambda_error_yields_the_report_inside() {
-        let report = ErrorReport { message: "alarm x is in ALARM".into(), record: None };
+        let report = ErrorReport {
+            message: "alarm x is in ALARM".into(),
+            record: None,
+        };
         let payload = json!({
             "errorType": "ExperimentAborted",
             "errorMessage": serde_json::to_string(&report).unwrap(),
         });
-        let caught = CaughtError { error: "ExperimentAborted".into(), cause: payload.to_string() };
+        let caught = CaughtError {
+            error: "ExperimentAborted".into(),
+            cause: payload.to_string(),
+        };
         assert_eq!(caught.report(), report);
     }
 
     #[test]
     fn foreign_causes_become_the_message() {
-        let caught = CaughtError { error: "States.Timeout".into(), cause: "Task timed out".into() };
+        let caught = CaughtError {
+            error: "States.Timeout".into(),
+            cause: "Task timed out".into(),
+        };
         assert_eq!(caught.report().message, "Task timed out");
         let caught = CaughtError {
             error: "Lambda.Unknown".into(),
-            cause: json!({"errorType": "Runtime.ExitError", "errorMessage": "exit status 1"}).to_string(),
+            cause: json!({"errorType": "Runtime.ExitError", "errorMessage": "exit status 1"})
+                .to_string(),
         };
         assert_eq!(caught.report().message, "exit status 1");
     }
 
     #[test]
     fn rollback_queue_is_compensations_newest_first_then_declared() {
-        let call = |f: &str| CallSpec { function: f.into(), arguments: Default::default() };
+        let call = |f: &str| CallSpec {
+            function: f.into(),
+            arguments: Default::default(),
+        };
         let mut s = State {
             plan: Some(Plan {
                 title: "t".into(),
@@ -237,12 +255,23 @@ mod tests {
                     time_scale: 1.0,
                 },
                 steps: vec![],
-                rollbacks: vec![crate::plan::RollbackStep { name: "declared".into(), call: call("d") }],
+                rollbacks: vec![crate::plan::RollbackStep {
+                    name: "declared".into(),
+                    call: call("d"),
+                }],
             }),
             ..Default::default()
         };
-        s.compensations.push(Compensation { for_action: "a".into(), name: "undo a".into(), call: call("a") });
-        s.compensations.push(Compensation { for_action: "b".into(), name: "undo b".into(), call: call("b") });
+        s.compensations.push(Compensation {
+            for_action: "a".into(),
+            name: "undo a".into(),
+            call: call("a"),
+        });
+        s.compensations.push(Compensation {
+            for_action: "b".into(),
+            name: "undo b".into(),
+            call: call("b"),
+        });
         let names: Vec<String> = s.rollback_queue().into_iter().map(|r| r.name).collect();
         assert_eq!(names, vec!["undo b", "undo a", "declared"]);
         assert_eq!(s.next_rollback().map(|r| r.name), Some("undo b".into()));
@@ -250,7 +279,9 @@ mod tests {
 
     #[test]
     fn the_input_of_the_state_machine_parses_as_a_state() {
-        let s: State = serde_json::from_value(json!({"experiment": {"title": "x"}, "execution": "arn"})).unwrap();
+        let s: State =
+            serde_json::from_value(json!({"experiment": {"title": "x"}, "execution": "arn"}))
+                .unwrap();
         assert_eq!(s.next.kind, NextKind::Done);
         assert!(s.plan.is_none());
     }

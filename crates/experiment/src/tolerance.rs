@@ -89,7 +89,10 @@ fn bounds(items: &[Value]) -> Result<(f64, f64), String> {
     match (items[0].as_f64(), items[1].as_f64()) {
         (Some(lo), Some(hi)) if lo <= hi => Ok((lo, hi)),
         (Some(lo), Some(hi)) => Err(format!("range bounds are reversed: [{lo}, {hi}]")),
-        _ => Err(format!("range bounds must be numbers, found [{}, {}]", items[0], items[1])),
+        _ => Err(format!(
+            "range bounds must be numbers, found [{}, {}]",
+            items[0], items[1]
+        )),
     }
 }
 
@@ -158,9 +161,13 @@ mod tests {
 
     #[test]
     fn malformed_tolerances_are_refused() {
-        assert!(Tolerance::parse(&json!([5, 1])).unwrap_err().contains("reversed"));
+        assert!(Tolerance::parse(&json!([5, 1]))
+            .unwrap_err()
+            .contains("reversed"));
         assert!(Tolerance::parse(&json!([1])).is_err());
-        assert!(Tolerance::parse(&json!({"type": "nope"})).unwrap_err().contains("unknown tolerance type 'nope'"));
+        assert!(Tolerance::parse(&json!({"type": "nope"}))
+            .unwrap_err()
+            .contains("unknown tolerance type 'nope'"));
         assert!(Tolerance::parse(&json!(1.5)).is_err());
         assert!(Tolerance::parse(&json!(null)).is_err());
         assert!(Tolerance::parse(&json!({"type": "range", "range": ["a", 2]})).is_err());

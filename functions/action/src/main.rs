@@ -16,7 +16,9 @@ async fn main() -> Result<(), Error> {
         let mut rng = rand::rngs::StdRng::from_os_rng();
         match request.op {
             ActionOp::Run => engine::step(request.state, &aws.ecs, &aws.alarms, &mut rng).await,
-            ActionOp::Rollback => engine::rollback(request.state, &aws.ecs, &aws.alarms, &mut rng).await,
+            ActionOp::Rollback => {
+                engine::rollback(request.state, &aws.ecs, &aws.alarms, &mut rng).await
+            }
         }
     }))
     .await
