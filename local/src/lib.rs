@@ -96,6 +96,7 @@ pub struct LocalStack {
     lambda: aws_sdk_lambda::Client,
     iam: aws_sdk_iam::Client,
     autoscaling: aws_sdk_applicationautoscaling::Client,
+    ssm: aws_sdk_ssm::Client,
 }
 
 /// One deployed copy of the control plane's state machine and its queue and alarm.
@@ -217,6 +218,7 @@ pub fn journal(events: &[Event]) -> Option<&Value> {
         .rev()
         .find(|e| e.is_state_exited() && e.state.as_deref() == Some("Journal"))
         .and_then(|e| e.data.as_ref())
+        .and_then(|d| d.get("journal"))
 }
 
 impl LocalStack {
@@ -258,6 +260,7 @@ impl LocalStack {
             lambda: aws_sdk_lambda::Client::new(&config),
             iam: aws_sdk_iam::Client::new(&config),
             autoscaling: aws_sdk_applicationautoscaling::Client::new(&config),
+            ssm: aws_sdk_ssm::Client::new(&config),
         })
     }
 
@@ -288,6 +291,19 @@ impl LocalStack {
     pub fn sqs(&self) -> &aws_sdk_sqs::Client {
         &self.sqs
     }
+    pub fn ssm(&self) -> &aws_sdk_ssm::Client {
+        &self.ssm
+    }
+
+    /// An SSM parameter's value, `None` when it does not exist.
+    pub async fn parameter(&self, name: &str) -> Result<Option<String>> {
+        match self.ssm.get_parameter().name(name).send().await {
+            Ok(out) => Ok(out.parameter.and_then(|p| p.value)),
+            Err(e) if error_code(&e) == Some("ParameterNotFound") => Ok(None),
+            Err(e) => Err(aws(format!("GetParameter {name}"))(e)),
+        }
+    }
+
     pub fn sfn(&self) -> &aws_sdk_sfn::Client {
         &self.sfn
     }
@@ -297,12 +313,12 @@ impl LocalStack {
     // ----------------------------------------------------------------------
 
     /// Creates (once) the Lambda role and one function per
-    /// [`manifest::FUNCTIONS`] entry, named by its binary. Returns the ARN of
+    /// [`manifest::FUNCTIONS`] and [`manifest::TARGET_FUNCTIONS`] entry, named by its binary. Returns the ARN of
     /// each function by logical id. Safe to call concurrently.
     pub async fn deploy_functions(&self) -> Result<BTreeMap<&'static str, String>> {
         let role = self.role(LAMBDA_ROLE, "lambda.amazonaws.com").await?;
         let mut arns = BTreeMap::new();
-        for f in manifest::FUNCTIONS {
+        for f in manifest::FUNCTIONS.iter().chain(manifest::TARGET_FUNCTIONS) {
             let created = self
                 .lambda
                 .create_function()
@@ -1071,11 +1087,14 @@ mod tests {
                 2,
                 "TaskStateExited",
                 "Journal",
-                serde_json::json!({"journal": 1}),
+                serde_json::json!({"journal": {"status": "completed"}, "outcome": {}}),
             ),
             ev(3, "ChoiceStateEntered", "Outcome", serde_json::json!({})),
         ];
-        assert_eq!(journal(&events), Some(&serde_json::json!({"journal": 1})));
+        assert_eq!(
+            journal(&events),
+            Some(&serde_json::json!({"status": "completed"}))
+        );
         assert_eq!(states_entered(&events), vec!["Journal", "Outcome"]);
     }
 }

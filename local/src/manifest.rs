@@ -33,6 +33,19 @@ pub const FUNCTIONS: &[Function] = &[
     },
 ];
 
+/// Demo targets deployed beside the control plane (the state machine never
+/// invokes them; experiments do).
+pub const TARGET_FUNCTIONS: &[Function] = &[Function {
+    logical_id: "ModerationFunction",
+    binary: "turbulence-moderation",
+}];
+
+/// The SSM parameter the moderation function reads its fault configuration
+/// from: template.yaml's `${FaultParameterPrefix}moderation` with the default
+/// prefix, and `FAILURE_INJECTION_PARAM` in functions/moderation/Cargo.toml
+/// for `cargo lambda watch`.
+pub const MODERATION_FAULT_PARAMETER: &str = "/turbulence/faults/moderation";
+
 /// The state machine definition, relative to the workspace root.
 pub const STATE_MACHINE_DEFINITION: &str = "statemachines/experiment.asl.json";
 

@@ -73,7 +73,9 @@ async fn setup(name: &str, reconciler: Reconciler) -> Setup {
 /// output of its Journal state.
 async fn journal_of(local: &LocalStack, execution: &str) -> Value {
     let history = local.history(execution).await.unwrap();
-    local::journal(&history).expect("a Journal state ran")["journal"].clone()
+    local::journal(&history)
+        .expect("a Journal state ran")
+        .clone()
 }
 
 #[tokio::test]

@@ -32,6 +32,7 @@ const FUNCTION_CALLS: &[(&str, &[&str])] = &[
             "ecs:DescribeServices",
             "ecs:ListTasks",
             "ecs:DescribeTasks",
+            "ssm:GetParameter",
         ],
     ),
     (
@@ -43,10 +44,16 @@ const FUNCTION_CALLS: &[(&str, &[&str])] = &[
             "ecs:DescribeTasks",
             "ecs:StopTask",
             "ecs:UpdateService",
+            "ssm:GetParameter",
+            "ssm:PutParameter",
+            "ssm:DeleteParameter",
+            "lambda:InvokeFunction",
         ],
     ),
     ("WaitFunction", &["cloudwatch:DescribeAlarms"]),
     ("JournalFunction", &["sqs:SendMessage"]),
+    // The demo target reads its fault configuration.
+    ("ModerationFunction", &["ssm:GetParameter"]),
 ];
 
 /// What every function needs to run at all: write its own log group (checked
@@ -213,11 +220,12 @@ fn template_matches_the_local_manifest() {
         .collect();
     let in_manifest: BTreeSet<(String, String)> = manifest::FUNCTIONS
         .iter()
+        .chain(manifest::TARGET_FUNCTIONS)
         .map(|f| (f.logical_id.to_owned(), f.binary.to_owned()))
         .collect();
     for (id, binary) in in_template.difference(&in_manifest) {
         problems.push(format!(
-            "template.yaml has function {id} (binary {binary}) that local::manifest::FUNCTIONS lacks"
+            "template.yaml has function {id} (binary {binary}) that local::manifest::FUNCTIONS / TARGET_FUNCTIONS lack"
         ));
     }
     for (id, binary) in in_manifest.difference(&in_template) {

@@ -8,7 +8,10 @@ use aws_sdk_ecs::types::DesiredStatus;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::ports::{Alarms, AwsError, DeadLetters, Ecs, Service, Task};
+use crate::ports::{
+    Alarms, AwsError, DeadLetters, Ecs, Functions, Invocation, Parameters, PutParameter, Service,
+    Task,
+};
 
 /// Error codes AWS uses for "slow down".
 const THROTTLING_CODES: &[&str] = &[
@@ -194,6 +197,87 @@ impl DeadLetters for AwsDeadLetters {
     }
 }
 
+pub struct AwsParameters(pub aws_sdk_ssm::Client);
+
+#[async_trait]
+impl Parameters for AwsParameters {
+    async fn get(&self, name: &str) -> Result<Option<String>, AwsError> {
+        match self
+            .0
+            .get_parameter()
+            .name(name)
+            .with_decryption(true)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.parameter.and_then(|p| p.value)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_parameter_not_found()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(classify("ssm:GetParameter", e)),
+        }
+    }
+
+    async fn put(&self, put: &PutParameter) -> Result<(), AwsError> {
+        self.0
+            .put_parameter()
+            .name(&put.name)
+            .value(&put.value)
+            .r#type(aws_sdk_ssm::types::ParameterType::from(put.kind.as_str()))
+            .set_description(put.description.clone())
+            .overwrite(put.overwrite)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("ssm:PutParameter", e))
+    }
+
+    async fn delete(&self, name: &str) -> Result<bool, AwsError> {
+        match self.0.delete_parameter().name(name).send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_parameter_not_found()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify("ssm:DeleteParameter", e)),
+        }
+    }
+}
+
+pub struct AwsFunctions(pub aws_sdk_lambda::Client);
+
+#[async_trait]
+impl Functions for AwsFunctions {
+    async fn invoke(
+        &self,
+        function_name: &str,
+        payload: &[u8],
+        invocation_type: &str,
+        qualifier: Option<&str>,
+    ) -> Result<Invocation, AwsError> {
+        let out = self
+            .0
+            .invoke()
+            .function_name(function_name)
+            .payload(aws_smithy_types::Blob::new(payload.to_vec()))
+            .invocation_type(aws_sdk_lambda::types::InvocationType::from(invocation_type))
+            .set_qualifier(qualifier.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| classify("lambda:Invoke", e))?;
+        Ok(Invocation {
+            status_code: out.status_code,
+            function_error: out.function_error,
+            payload: out.payload.map(|b| b.into_inner()).unwrap_or_default(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,5 +419,40 @@ mod tests {
         let states = alarms.states(&["a".into(), "b".into()]).await.unwrap();
         assert_eq!(states.get("a").map(String::as_str), Some("ALARM"));
         assert!(!states.contains_key("b"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_parameter_reads_as_none_and_deletes_as_false() {
+        use aws_sdk_ssm::operation::delete_parameter::DeleteParameterError;
+        use aws_sdk_ssm::operation::get_parameter::GetParameterError;
+        use aws_sdk_ssm::types::error::ParameterNotFound;
+        let get = mock!(aws_sdk_ssm::Client::get_parameter).then_error(|| {
+            GetParameterError::ParameterNotFound(ParameterNotFound::builder().build())
+        });
+        let delete = mock!(aws_sdk_ssm::Client::delete_parameter).then_error(|| {
+            DeleteParameterError::ParameterNotFound(ParameterNotFound::builder().build())
+        });
+        let ssm = AwsParameters(mock_client!(
+            aws_sdk_ssm,
+            RuleMode::MatchAny,
+            [&get, &delete]
+        ));
+        assert_eq!(ssm.get("/faults/x").await.unwrap(), None);
+        assert!(!ssm.delete("/faults/x").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_parameter_value_is_read_decrypted() {
+        use aws_sdk_ssm::operation::get_parameter::GetParameterOutput;
+        use aws_sdk_ssm::types::Parameter;
+        let get = mock!(aws_sdk_ssm::Client::get_parameter)
+            .match_requests(|r| r.name() == Some("/faults/x") && r.with_decryption() == Some(true))
+            .then_output(|| {
+                GetParameterOutput::builder()
+                    .parameter(Parameter::builder().name("/faults/x").value("{}").build())
+                    .build()
+            });
+        let ssm = AwsParameters(mock_client!(aws_sdk_ssm, [&get]));
+        assert_eq!(ssm.get("/faults/x").await.unwrap().as_deref(), Some("{}"));
     }
 }

@@ -7,7 +7,10 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::ports::{Alarms, AwsError, DeadLetters, Ecs, Service, Task};
+use crate::ports::{
+    Alarms, AwsError, DeadLetters, Ecs, Functions, Invocation, Parameters, PutParameter, Service,
+    Task,
+};
 
 #[derive(Default)]
 struct EcsState {
@@ -158,9 +161,17 @@ impl Ecs for FakeEcs {
 pub struct FakeAlarms {
     states: Mutex<BTreeMap<String, String>>,
     calls: AtomicUsize,
+    /// (after this many reads, alarm, state)
+    later: Mutex<Option<(usize, String, String)>>,
 }
 
 impl FakeAlarms {
+    /// Set `name` to `state` once the alarms have been read `reads` times.
+    pub fn set_after_reads(&self, reads: usize, name: &str, state: &str) {
+        *self.later.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((reads, name.into(), state.into()));
+    }
+
     pub fn set(&self, name: &str, state: &str) {
         self.states
             .lock()
@@ -176,7 +187,20 @@ impl FakeAlarms {
 #[async_trait]
 impl Alarms for FakeAlarms {
     async fn states(&self, names: &[String]) -> Result<BTreeMap<String, String>, AwsError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
+        let reads = self.calls.fetch_add(1, Ordering::SeqCst);
+        let due = {
+            let mut later = self.later.lock().unwrap_or_else(|e| e.into_inner());
+            match later.take() {
+                Some((after, name, state)) if reads >= after => Some((name, state)),
+                other => {
+                    *later = other;
+                    None
+                }
+            }
+        };
+        if let Some((name, state)) = due {
+            self.set(&name, &state);
+        }
         let states = self.states.lock().unwrap_or_else(|e| e.into_inner());
         Ok(names
             .iter()
@@ -202,5 +226,108 @@ impl DeadLetters for FakeDeadLetters {
             .unwrap_or_else(|e| e.into_inner())
             .push((queue_url.into(), body.into()));
         Ok(())
+    }
+}
+
+#[derive(Default)]
+pub struct FakeParameters(Mutex<BTreeMap<String, String>>);
+
+impl FakeParameters {
+    pub fn value(&self, name: &str) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn set(&self, name: &str, value: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.into(), value.into());
+    }
+}
+
+#[async_trait]
+impl Parameters for FakeParameters {
+    async fn get(&self, name: &str) -> Result<Option<String>, AwsError> {
+        Ok(self.value(name))
+    }
+
+    async fn put(&self, put: &PutParameter) -> Result<(), AwsError> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if m.contains_key(&put.name) && !put.overwrite {
+            return Err(AwsError::Other(format!(
+                "ParameterAlreadyExists: {}",
+                put.name
+            )));
+        }
+        m.insert(put.name.clone(), put.value.clone());
+        Ok(())
+    }
+
+    async fn delete(&self, name: &str) -> Result<bool, AwsError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+            .is_some())
+    }
+}
+
+type Responder = Box<dyn Fn(&str, &[u8]) -> Result<Invocation, AwsError> + Send + Sync>;
+
+/// Functions that answer with what the test says (by default `{}`),
+/// after `latency` (on tokio's clock).
+pub struct FakeFunctions {
+    respond: Responder,
+    calls: AtomicUsize,
+    pub latency: std::time::Duration,
+}
+
+impl Default for FakeFunctions {
+    fn default() -> Self {
+        FakeFunctions::answering(|_, _| {
+            Ok(Invocation {
+                status_code: 200,
+                function_error: None,
+                payload: b"{}".to_vec(),
+            })
+        })
+    }
+}
+
+impl FakeFunctions {
+    pub fn answering(
+        f: impl Fn(&str, &[u8]) -> Result<Invocation, AwsError> + Send + Sync + 'static,
+    ) -> Self {
+        FakeFunctions {
+            respond: Box::new(f),
+            calls: AtomicUsize::new(0),
+            latency: std::time::Duration::ZERO,
+        }
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Functions for FakeFunctions {
+    async fn invoke(
+        &self,
+        function_name: &str,
+        payload: &[u8],
+        _invocation_type: &str,
+        _qualifier: Option<&str>,
+    ) -> Result<Invocation, AwsError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        (self.respond)(function_name, payload)
     }
 }

@@ -14,12 +14,31 @@ use rand::seq::IndexedRandom;
 use rand::RngCore;
 use serde_json::{json, Value};
 
-pub use ports::{Alarms, AwsError, DeadLetters, Ecs};
+pub use ports::{Alarms, AwsError, DeadLetters, Ecs, Functions, Parameters};
+
+mod lambda;
 
 /// The AWS the activities reach.
+#[derive(Clone, Copy)]
 pub struct Ports<'a> {
     pub ecs: &'a dyn Ecs,
     pub alarms: &'a dyn Alarms,
+    pub parameters: &'a dyn Parameters,
+    pub functions: &'a dyn Functions,
+}
+
+/// What an activity may need of the run around it.
+pub struct Context<'a> {
+    /// Values observed before the method that later checks compare against.
+    pub baselines: &'a mut BTreeMap<String, Value>,
+    pub rng: &'a mut (dyn RngCore + Send),
+    pub now: time::OffsetDateTime,
+    /// How long the rest of the experiment may still take: injected faults
+    /// expire then, whatever happens to the run.
+    pub experiment_time_left: std::time::Duration,
+    /// Long activities poll these while they run.
+    pub abort_alarms: &'a [String],
+    pub poll_interval: std::time::Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -29,6 +48,9 @@ pub enum ActivityError {
     /// The activity ran but could not do what it was asked.
     #[error("{0}")]
     Failed(String),
+    /// An abort alarm fired while a long activity ran; it stopped.
+    #[error("abort alarm {} in ALARM", .0.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", "))]
+    Aborted(Vec<String>),
 }
 
 impl ActivityError {
@@ -82,12 +104,19 @@ fn remember_desired(
         .unwrap_or(i64::from(desired))
 }
 
+fn spec(function: &str, arguments: Value) -> CallSpec {
+    CallSpec {
+        function: function.into(),
+        arguments: arguments.as_object().cloned().unwrap_or_default(),
+    }
+}
+
 pub async fn run(
     call: &Call,
     ports: &Ports<'_>,
-    baselines: &mut BTreeMap<String, Value>,
-    rng: &mut (dyn RngCore + Send),
+    ctx: &mut Context<'_>,
 ) -> Result<Outcome, ActivityError> {
+    let baselines = &mut *ctx.baselines;
     match call {
         Call::EcsStopRandomTasks {
             cluster,
@@ -120,7 +149,7 @@ pub async fn run(
                 )));
             }
             let chosen: Vec<String> = tasks
-                .choose_multiple(rng, n)
+                .choose_multiple(&mut *ctx.rng, n)
                 .map(|t| t.arn.clone())
                 .collect();
             for arn in &chosen {
@@ -147,13 +176,10 @@ pub async fn run(
             // meanwhile: the rollback must put back what we found.
             let undo = (before.desired_count != *desired_count).then(|| Undo {
                 name: format!("restore desired count of '{service}' to {}", before.desired_count),
-                call: CallSpec {
-                    function: "chaosaws.ecs.actions.update_desired_count".into(),
-                    arguments: json!({"cluster": cluster, "service": service, "desired_count": before.desired_count})
-                        .as_object()
-                        .cloned()
-                        .unwrap_or_default(),
-                },
+                call: spec(
+                    "chaosaws.ecs.actions.update_desired_count",
+                    json!({"cluster": cluster, "service": service, "desired_count": before.desired_count}),
+                ),
             });
             Ok(Outcome {
                 output: json!({
@@ -205,6 +231,143 @@ pub async fn run(
                     ActivityError::Failed(format!("alarm '{alarm_name}' does not exist"))
                 })
         }
+        Call::SsmPutParameter {
+            name,
+            value,
+            kind,
+            description,
+            overwrite,
+        } => {
+            let previous = ports.parameters.get(name).await?;
+            if previous.is_some() && !overwrite {
+                return Err(ActivityError::Failed(format!(
+                    "parameter '{name}' exists and 'overwrite' is false"
+                )));
+            }
+            ports
+                .parameters
+                .put(&ports::PutParameter {
+                    name: name.clone(),
+                    value: value.clone(),
+                    kind: kind.clone(),
+                    description: description.clone(),
+                    overwrite: *overwrite,
+                })
+                .await?;
+            let undo = match &previous {
+                None => Undo {
+                    name: format!("delete parameter '{name}'"),
+                    call: spec(
+                        "turbulence.ssm.actions.delete_parameter",
+                        json!({"name": name}),
+                    ),
+                },
+                Some(old) => Undo {
+                    name: format!("restore parameter '{name}'"),
+                    call: spec(
+                        "chaosaws.ssm.actions.put_parameter",
+                        json!({"name": name, "value": old, "type": kind, "overwrite": true}),
+                    ),
+                },
+            };
+            Ok(Outcome {
+                output: json!({"name": name, "created": previous.is_none()}),
+                detail: None,
+                undo: Some(undo),
+            })
+        }
+        Call::SsmDeleteParameter { name }
+        | Call::ClearLambdaFaults {
+            parameter_name: name,
+        } => {
+            let deleted = ports.parameters.delete(name).await?;
+            Ok(Outcome::output(json!({"name": name, "deleted": deleted})))
+        }
+        Call::InjectLambdaFaults {
+            parameter_name,
+            configuration,
+        } => {
+            if let Some(current) = ports.parameters.get(parameter_name).await? {
+                if !experiment::faults::is_inert(&current, ctx.now) {
+                    // Never take over chaos someone else injected.
+                    return Err(ActivityError::Failed(format!(
+                        "parameter '{parameter_name}' already holds an active fault configuration; clear it first"
+                    )));
+                }
+            }
+            let expires_at = experiment::timestamp(ctx.now + ctx.experiment_time_left);
+            let mut config = configuration.clone();
+            config["expires_at"] = json!(expires_at);
+            ports
+                .parameters
+                .put(&ports::PutParameter {
+                    name: parameter_name.clone(),
+                    value: config.to_string(),
+                    kind: "String".into(),
+                    description: Some(format!(
+                        "Turbulence fault configuration, expires at {expires_at}"
+                    )),
+                    overwrite: true,
+                })
+                .await?;
+            Ok(Outcome {
+                output: json!({"parameter_name": parameter_name, "expires_at": expires_at, "configuration": config}),
+                detail: None,
+                undo: Some(Undo {
+                    name: format!("clear fault configuration '{parameter_name}'"),
+                    call: spec(
+                        "turbulence.faults.actions.clear_lambda_faults",
+                        json!({"parameter_name": parameter_name}),
+                    ),
+                }),
+            })
+        }
+        Call::LambdaFaultsAreEmpty { parameter_name } => {
+            let current = ports.parameters.get(parameter_name).await?;
+            let empty = current
+                .as_deref()
+                .is_none_or(|c| experiment::faults::is_inert(c, ctx.now));
+            Ok(Outcome {
+                output: json!(empty),
+                detail: Some(json!({"parameter_exists": current.is_some()})),
+                undo: None,
+            })
+        }
+        Call::LambdaInvokeFunction {
+            function_name,
+            payload,
+            invocation_type,
+            qualifier,
+        } => {
+            let body = lambda::body(payload);
+            let inv = ports
+                .functions
+                .invoke(function_name, &body, invocation_type, qualifier.as_deref())
+                .await?;
+            Ok(Outcome::output(json!({
+                "StatusCode": inv.status_code,
+                "FunctionError": inv.function_error,
+                "Payload": lambda::payload_value(&inv.payload),
+            })))
+        }
+        Call::LambdaInvokeRepeatedly {
+            function_name,
+            payload,
+            count,
+            concurrency,
+            slow_ms,
+        } => {
+            lambda::invoke_repeatedly(
+                ports,
+                ctx,
+                function_name,
+                payload,
+                *count,
+                *concurrency,
+                *slow_ms,
+            )
+            .await
+        }
     }
 }
 
@@ -240,101 +403,114 @@ pub mod fake;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake::{FakeAlarms, FakeEcs};
+    use crate::fake::{FakeAlarms, FakeEcs, FakeFunctions, FakeParameters};
+    use crate::ports::{AwsError, Invocation};
     use rand::SeedableRng;
 
-    fn rng() -> rand::rngs::StdRng {
-        rand::rngs::StdRng::seed_from_u64(7)
+    /// The fakes, and the run context an activity sees.
+    struct T {
+        ecs: FakeEcs,
+        alarms: FakeAlarms,
+        parameters: FakeParameters,
+        functions: FakeFunctions,
+        baselines: BTreeMap<String, Value>,
+        rng: rand::rngs::StdRng,
+        abort_alarms: Vec<String>,
+        poll_interval: std::time::Duration,
+    }
+
+    impl T {
+        fn new(ecs: FakeEcs) -> T {
+            T {
+                ecs,
+                alarms: FakeAlarms::default(),
+                parameters: FakeParameters::default(),
+                functions: FakeFunctions::default(),
+                baselines: BTreeMap::new(),
+                rng: rand::rngs::StdRng::seed_from_u64(7),
+                abort_alarms: Vec::new(),
+                poll_interval: std::time::Duration::from_millis(10),
+            }
+        }
+
+        async fn run(&mut self, call: &Call) -> Result<Outcome, ActivityError> {
+            let ports = Ports {
+                ecs: &self.ecs,
+                alarms: &self.alarms,
+                parameters: &self.parameters,
+                functions: &self.functions,
+            };
+            let mut ctx = Context {
+                baselines: &mut self.baselines,
+                rng: &mut self.rng,
+                now: time::OffsetDateTime::now_utc(),
+                experiment_time_left: std::time::Duration::from_secs(600),
+                abort_alarms: &self.abort_alarms,
+                poll_interval: self.poll_interval,
+            };
+            run(call, &ports, &mut ctx).await
+        }
     }
 
     #[tokio::test]
     async fn stops_the_asked_number_of_running_tasks() {
-        let ecs = FakeEcs::with_service("c", "web", 3);
-        let alarms = FakeAlarms::default();
-        let ports = Ports {
-            ecs: &ecs,
-            alarms: &alarms,
-        };
-        let mut baselines = BTreeMap::new();
+        let mut t = T::new(FakeEcs::with_service("c", "web", 3));
         let call = Call::EcsStopRandomTasks {
             cluster: "c".into(),
             service: Some("web".into()),
             count: TaskCount::Count(1),
             reason: "chaos".into(),
         };
-        let out = run(&call, &ports, &mut baselines, &mut rng())
-            .await
-            .unwrap();
+        let out = t.run(&call).await.unwrap();
         let stopped: Vec<String> = serde_json::from_value(out.output).unwrap();
         assert_eq!(stopped.len(), 1);
-        assert_eq!(ecs.stopped(), stopped);
-        assert_eq!(baselines[&desired_count_key("c", "web")], json!(3));
+        assert_eq!(t.ecs.stopped(), stopped);
+        assert_eq!(t.baselines[&desired_count_key("c", "web")], json!(3));
         assert!(out.undo.is_none());
     }
 
     #[tokio::test]
     async fn stopping_more_tasks_than_run_fails_without_stopping_any() {
-        let ecs = FakeEcs::with_service("c", "web", 2);
-        let alarms = FakeAlarms::default();
-        let ports = Ports {
-            ecs: &ecs,
-            alarms: &alarms,
-        };
+        let mut t = T::new(FakeEcs::with_service("c", "web", 2));
         let call = Call::EcsStopRandomTasks {
             cluster: "c".into(),
             service: Some("web".into()),
             count: TaskCount::Count(3),
             reason: "chaos".into(),
         };
-        let err = run(&call, &ports, &mut BTreeMap::new(), &mut rng())
-            .await
-            .unwrap_err();
+        let err = t.run(&call).await.unwrap_err();
         assert_eq!(
             err,
             ActivityError::Failed(
                 "asked to stop 3 tasks but service 'web' of cluster 'c' has only 2 running".into()
             )
         );
-        assert!(ecs.stopped().is_empty());
+        assert!(t.ecs.stopped().is_empty());
     }
 
     #[tokio::test]
     async fn percent_rounds_up_to_at_least_one_task() {
-        let ecs = FakeEcs::with_service("c", "web", 3);
-        let alarms = FakeAlarms::default();
-        let ports = Ports {
-            ecs: &ecs,
-            alarms: &alarms,
-        };
+        let mut t = T::new(FakeEcs::with_service("c", "web", 3));
         let call = Call::EcsStopRandomTasks {
             cluster: "c".into(),
             service: Some("web".into()),
             count: TaskCount::Percent(10),
             reason: "chaos".into(),
         };
-        run(&call, &ports, &mut BTreeMap::new(), &mut rng())
-            .await
-            .unwrap();
-        assert_eq!(ecs.stopped().len(), 1);
+        t.run(&call).await.unwrap();
+        assert_eq!(t.ecs.stopped().len(), 1);
     }
 
     #[tokio::test]
     async fn update_desired_count_records_the_count_it_found_as_undo() {
-        let ecs = FakeEcs::with_service("c", "web", 3);
-        let alarms = FakeAlarms::default();
-        let ports = Ports {
-            ecs: &ecs,
-            alarms: &alarms,
-        };
+        let mut t = T::new(FakeEcs::with_service("c", "web", 3));
         let call = Call::EcsUpdateDesiredCount {
             cluster: "c".into(),
             service: "web".into(),
             desired_count: 0,
         };
-        let out = run(&call, &ports, &mut BTreeMap::new(), &mut rng())
-            .await
-            .unwrap();
-        assert_eq!(ecs.desired("c", "web"), 0);
+        let out = t.run(&call).await.unwrap();
+        assert_eq!(t.ecs.desired("c", "web"), 0);
         let undo = out.undo.unwrap();
         assert_eq!(undo.call.arguments["desired_count"], json!(3));
         // The undo is itself a valid catalogued call.
@@ -350,24 +526,12 @@ mod tests {
 
     #[tokio::test]
     async fn all_running_compares_against_the_count_before_the_method() {
-        let ecs = FakeEcs::with_service("c", "web", 3);
-        let alarms = FakeAlarms::default();
-        let ports = Ports {
-            ecs: &ecs,
-            alarms: &alarms,
-        };
-        let mut baselines = BTreeMap::new();
+        let mut t = T::new(FakeEcs::with_service("c", "web", 3));
         let probe = Call::EcsAreAllDesiredTasksRunning {
             cluster: "c".into(),
             service: "web".into(),
         };
-        assert_eq!(
-            run(&probe, &ports, &mut baselines, &mut rng())
-                .await
-                .unwrap()
-                .output,
-            json!(true)
-        );
+        assert_eq!(t.run(&probe).await.unwrap().output, json!(true));
 
         // The method scales the service to zero: 0 running of 0 desired.
         let zero = Call::EcsUpdateDesiredCount {
@@ -375,47 +539,26 @@ mod tests {
             service: "web".into(),
             desired_count: 0,
         };
-        run(&zero, &ports, &mut baselines, &mut rng())
-            .await
-            .unwrap();
-        ecs.set_running("c", "web", 0);
-        let out = run(&probe, &ports, &mut baselines, &mut rng())
-            .await
-            .unwrap();
+        t.run(&zero).await.unwrap();
+        t.ecs.set_running("c", "web", 0);
+        let out = t.run(&probe).await.unwrap();
         assert_eq!(out.output, json!(false), "0 == 0 must not pass");
         assert_eq!(out.detail.unwrap()["expected"], json!(3));
 
         // Autoscaling brought it back.
-        ecs.set_desired("c", "web", 3);
-        ecs.set_running("c", "web", 3);
-        assert_eq!(
-            run(&probe, &ports, &mut baselines, &mut rng())
-                .await
-                .unwrap()
-                .output,
-            json!(true)
-        );
+        t.ecs.set_desired("c", "web", 3);
+        t.ecs.set_running("c", "web", 3);
+        assert_eq!(t.run(&probe).await.unwrap().output, json!(true));
     }
 
     #[tokio::test]
     async fn a_service_that_wants_no_tasks_is_not_steady() {
-        let ecs = FakeEcs::with_service("c", "web", 0);
-        let alarms = FakeAlarms::default();
-        let ports = Ports {
-            ecs: &ecs,
-            alarms: &alarms,
-        };
+        let mut t = T::new(FakeEcs::with_service("c", "web", 0));
         let probe = Call::EcsAreAllDesiredTasksRunning {
             cluster: "c".into(),
             service: "web".into(),
         };
-        assert_eq!(
-            run(&probe, &ports, &mut BTreeMap::new(), &mut rng())
-                .await
-                .unwrap()
-                .output,
-            json!(false)
-        );
+        assert_eq!(t.run(&probe).await.unwrap().output, json!(false));
     }
 
     #[tokio::test]
@@ -435,5 +578,183 @@ mod tests {
         assert_eq!(alarms.calls(), 2);
         assert!(firing(&alarms, &[]).await.unwrap().is_empty());
         assert_eq!(alarms.calls(), 2, "no alarms, no call");
+    }
+
+    fn inject(parameter: &str) -> Call {
+        Call::parse(&spec(
+            "turbulence.faults.actions.inject_lambda_faults",
+            json!({"parameter_name": parameter, "configuration": {
+                "statuscode": {"enabled": true, "percentage": 20, "status_code": 500}
+            }}),
+        ))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn injected_faults_expire_with_the_experiment_and_undo_by_deleting() {
+        let mut t = T::new(FakeEcs::default());
+        let before = time::OffsetDateTime::now_utc();
+        let out = t.run(&inject("/faults/f")).await.unwrap();
+        let stored: Value =
+            serde_json::from_str(&t.parameters.value("/faults/f").unwrap()).unwrap();
+        assert_eq!(stored["statuscode"]["status_code"], 500);
+        let expires = time::OffsetDateTime::parse(
+            stored["expires_at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        let ahead = (expires - before).whole_seconds();
+        assert!(
+            (599..=601).contains(&ahead),
+            "expires {ahead} s ahead, the experiment has 600 s left"
+        );
+        let undo = out.undo.unwrap();
+        assert_eq!(
+            undo.call.function,
+            "turbulence.faults.actions.clear_lambda_faults"
+        );
+        t.run(&Call::parse(&undo.call).unwrap()).await.unwrap();
+        assert_eq!(t.parameters.value("/faults/f"), None);
+    }
+
+    #[tokio::test]
+    async fn injection_never_takes_over_an_active_configuration() {
+        let mut t = T::new(FakeEcs::default());
+        let theirs = r#"{"latency": {"enabled": true, "percentage": 100, "min_latency": 5, "max_latency": 5}}"#;
+        t.parameters.set("/faults/f", theirs);
+        let err = t.run(&inject("/faults/f")).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("already holds an active fault configuration"),
+            "{err}"
+        );
+        assert_eq!(t.parameters.value("/faults/f").as_deref(), Some(theirs));
+        // A disabled or expired one is fair game.
+        t.parameters.set(
+            "/faults/f",
+            r#"{"exception": {"enabled": false, "percentage": 100}}"#,
+        );
+        t.run(&inject("/faults/f")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_empty_probe_reads_absent_and_inert_as_empty() {
+        let mut t = T::new(FakeEcs::default());
+        let probe = Call::LambdaFaultsAreEmpty {
+            parameter_name: "/faults/f".into(),
+        };
+        assert_eq!(t.run(&probe).await.unwrap().output, json!(true));
+        t.run(&inject("/faults/f")).await.unwrap();
+        assert_eq!(t.run(&probe).await.unwrap().output, json!(false));
+        t.parameters.set("/faults/f", "not json");
+        assert_eq!(
+            t.run(&probe).await.unwrap().output,
+            json!(false),
+            "unreadable is not empty"
+        );
+    }
+
+    #[tokio::test]
+    async fn put_parameter_undoes_to_what_was_there() {
+        let mut t = T::new(FakeEcs::default());
+        let put = |value: &str| {
+            Call::parse(&spec(
+                "chaosaws.ssm.actions.put_parameter",
+                json!({"name": "/p", "value": value, "overwrite": true}),
+            ))
+            .unwrap()
+        };
+        let created = t.run(&put("one")).await.unwrap().undo.unwrap();
+        assert_eq!(
+            created.call.function,
+            "turbulence.ssm.actions.delete_parameter"
+        );
+        let replaced = t.run(&put("two")).await.unwrap().undo.unwrap();
+        assert_eq!(replaced.call.arguments["value"], "one");
+        t.run(&Call::parse(&replaced.call).unwrap()).await.unwrap();
+        assert_eq!(t.parameters.value("/p").as_deref(), Some("one"));
+    }
+
+    #[tokio::test]
+    async fn repeated_invocations_are_counted_by_outcome() {
+        let mut t = T::new(FakeEcs::default());
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        t.functions = FakeFunctions::answering(move |_, _| {
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(match i % 4 {
+                0 => Invocation {
+                    status_code: 200,
+                    function_error: None,
+                    payload: br#"{"statusCode":500}"#.to_vec(),
+                },
+                1 => Invocation {
+                    status_code: 200,
+                    function_error: Some("Unhandled".into()),
+                    payload: br#"{"errorType":"InjectedFault","errorMessage":"x"}"#.to_vec(),
+                },
+                _ => Invocation {
+                    status_code: 200,
+                    function_error: None,
+                    payload: br#"{"statusCode":200}"#.to_vec(),
+                },
+            })
+        });
+        let call = Call::LambdaInvokeRepeatedly {
+            function_name: "f".into(),
+            payload: json!({"body": "{}"}),
+            count: 100,
+            concurrency: 4,
+            slow_ms: 1000,
+        };
+        let out = t.run(&call).await.unwrap().output;
+        assert_eq!(out["invocations"], 100);
+        assert_eq!(
+            out["outcomes"],
+            json!({"status:500": 25, "error:InjectedFault": 25, "status:200": 50})
+        );
+        assert_eq!(out["rates"]["status:200"], 0.5);
+        assert_eq!(t.functions.calls(), 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn repeated_invocations_stop_when_an_abort_alarm_fires() {
+        let mut t = T::new(FakeEcs::default());
+        t.alarms.set("stop", "OK");
+        // Checked at the start, at 1 s, and in ALARM at the third read (2 s).
+        t.alarms.set_after_reads(2, "stop", "ALARM");
+        t.abort_alarms = vec!["stop".into()];
+        t.poll_interval = std::time::Duration::from_secs(1);
+        t.functions.latency = std::time::Duration::from_millis(100);
+        let call = Call::LambdaInvokeRepeatedly {
+            function_name: "f".into(),
+            payload: Value::Null,
+            count: 10_000,
+            concurrency: 2,
+            slow_ms: 1000,
+        };
+        let started = tokio::time::Instant::now();
+        let err = t.run(&call).await.unwrap_err();
+        assert_eq!(err, ActivityError::Aborted(vec!["stop".into()]));
+        let stopped_after = started.elapsed();
+        assert!(
+            stopped_after <= std::time::Duration::from_millis(2200),
+            "{stopped_after:?}"
+        );
+        assert!(t.functions.calls() <= 44, "{} calls", t.functions.calls());
+    }
+
+    #[tokio::test]
+    async fn throttled_invocations_are_counted_not_fatal() {
+        let mut t = T::new(FakeEcs::default());
+        t.functions = FakeFunctions::answering(|_, _| Err(AwsError::Throttled("slow down".into())));
+        let call = Call::LambdaInvokeRepeatedly {
+            function_name: "f".into(),
+            payload: Value::Null,
+            count: 3,
+            concurrency: 1,
+            slow_ms: 1000,
+        };
+        let out = t.run(&call).await.unwrap().output;
+        assert_eq!(out["outcomes"], json!({"invoke-failed": 3}));
     }
 }

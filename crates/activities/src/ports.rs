@@ -61,3 +61,43 @@ pub trait Alarms: Send + Sync {
 pub trait DeadLetters: Send + Sync {
     async fn send(&self, queue_url: &str, body: &str) -> Result<(), AwsError>;
 }
+
+/// SSM parameters: where fault configurations live.
+#[async_trait]
+pub trait Parameters: Send + Sync {
+    /// The value, or `None` when the parameter does not exist.
+    async fn get(&self, name: &str) -> Result<Option<String>, AwsError>;
+    async fn put(&self, put: &PutParameter) -> Result<(), AwsError>;
+    /// `false` when there was nothing to delete.
+    async fn delete(&self, name: &str) -> Result<bool, AwsError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutParameter {
+    pub name: String,
+    pub value: String,
+    /// String, StringList or SecureString.
+    pub kind: String,
+    pub description: Option<String>,
+    pub overwrite: bool,
+}
+
+/// What one Lambda invocation returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub status_code: i32,
+    /// `Unhandled` when the function raised.
+    pub function_error: Option<String>,
+    pub payload: Vec<u8>,
+}
+
+#[async_trait]
+pub trait Functions: Send + Sync {
+    async fn invoke(
+        &self,
+        function_name: &str,
+        payload: &[u8],
+        invocation_type: &str,
+        qualifier: Option<&str>,
+    ) -> Result<Invocation, AwsError>;
+}

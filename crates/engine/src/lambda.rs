@@ -1,7 +1,8 @@
 //! What every function's `main` does once, at cold start: logging and the
 //! AWS clients. Nothing here runs per invocation.
 
-use activities::aws::{AwsAlarms, AwsDeadLetters, AwsEcs};
+use activities::aws::{AwsAlarms, AwsDeadLetters, AwsEcs, AwsFunctions, AwsParameters};
+use activities::Ports;
 use std::time::{Duration, SystemTime};
 
 /// JSON logs in Lambda (`AWS_LAMBDA_LOG_FORMAT=JSON`), level from
@@ -16,6 +17,8 @@ pub struct Aws {
     pub ecs: AwsEcs,
     pub alarms: AwsAlarms,
     pub dead_letters: AwsDeadLetters,
+    pub parameters: AwsParameters,
+    pub functions: AwsFunctions,
 }
 
 impl Aws {
@@ -25,6 +28,17 @@ impl Aws {
             ecs: AwsEcs(aws_sdk_ecs::Client::new(&config)),
             alarms: AwsAlarms(aws_sdk_cloudwatch::Client::new(&config)),
             dead_letters: AwsDeadLetters(aws_sdk_sqs::Client::new(&config)),
+            parameters: AwsParameters(aws_sdk_ssm::Client::new(&config)),
+            functions: AwsFunctions(aws_sdk_lambda::Client::new(&config)),
+        }
+    }
+
+    pub fn ports(&self) -> Ports<'_> {
+        Ports {
+            ecs: &self.ecs,
+            alarms: &self.alarms,
+            parameters: &self.parameters,
+            functions: &self.functions,
         }
     }
 }

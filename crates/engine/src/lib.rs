@@ -13,7 +13,7 @@ pub mod lambda;
 
 use std::time::Duration;
 
-use activities::{ActivityError, Alarms, DeadLetters, Ecs, Ports};
+use activities::{ActivityError, Alarms, Context, DeadLetters, Ports};
 use experiment::journal::{self, Finished};
 use experiment::plan::{Phase, Step, StepKind};
 use experiment::{
@@ -135,13 +135,12 @@ fn phase_text(phase: Phase) -> &'static str {
 /// it, judge a hypothesis probe's tolerance, record what undoes an action.
 pub async fn step(
     mut state: State,
-    ecs: &dyn Ecs,
-    alarms: &dyn Alarms,
+    ports: &Ports<'_>,
     rng: &mut (dyn RngCore + Send),
 ) -> Result<State, Failure> {
     let (step, settings) = current(&state, &[StepKind::Probe, StepKind::Action])?;
     ensure_calm(
-        alarms,
+        ports.alarms,
         &settings.abort_alarms,
         &format!("before '{}'", step.name),
     )
@@ -155,7 +154,16 @@ pub async fn step(
 
     let start = OffsetDateTime::now_utc();
     let clock = Instant::now();
-    let result = activities::run(&call, &Ports { ecs, alarms }, &mut state.baselines, rng).await;
+    let time_left = state.time_left();
+    let mut ctx = Context {
+        baselines: &mut state.baselines,
+        rng,
+        now: start,
+        experiment_time_left: time_left,
+        abort_alarms: &settings.abort_alarms,
+        poll_interval: Duration::from_millis(settings.poll_interval_ms),
+    };
+    let result = activities::run(&call, ports, &mut ctx).await;
     let mut record = Record {
         phase: step.phase,
         name: step.name.clone(),
@@ -184,6 +192,19 @@ pub async fn step(
         Err(e) if e.is_throttled() => {
             // Nothing changed; the state machine retries the step.
             return Err(Failure::Throttled(format!("{what} '{}': {e}", step.name)));
+        }
+        Err(ActivityError::Aborted(names)) => {
+            record.status = RunStatus::Failed;
+            let message = format!(
+                "abort alarm {} in ALARM during '{}'",
+                quoted(&names),
+                step.name
+            );
+            record.exception = Some(message.clone());
+            return Err(Failure::Aborted(ErrorReport {
+                message,
+                record: Some(Box::new(record)),
+            }));
         }
         Err(e) => {
             record.status = RunStatus::Failed;
@@ -248,8 +269,7 @@ pub async fn step(
 /// next one still runs; abort alarms do not stop rollbacks.
 pub async fn rollback(
     mut state: State,
-    ecs: &dyn Ecs,
-    alarms: &dyn Alarms,
+    ports: &Ports<'_>,
     rng: &mut (dyn RngCore + Send),
 ) -> Result<State, Failure> {
     let Some(item) = state.next_rollback() else {
@@ -259,8 +279,17 @@ pub async fn rollback(
     };
     let start = OffsetDateTime::now_utc();
     let clock = Instant::now();
+    let mut ctx = Context {
+        baselines: &mut state.baselines,
+        rng,
+        now: start,
+        experiment_time_left: Duration::ZERO,
+        // Rollbacks run whatever the alarms say.
+        abort_alarms: &[],
+        poll_interval: Duration::from_secs(5),
+    };
     let result = match Call::parse(&item.call) {
-        Ok(call) => activities::run(&call, &Ports { ecs, alarms }, &mut state.baselines, rng).await,
+        Ok(call) => activities::run(&call, ports, &mut ctx).await,
         Err(e) => Err(ActivityError::Failed(e)),
     };
     let (status, output, exception) = match result {

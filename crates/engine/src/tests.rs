@@ -2,7 +2,7 @@
 //! in-memory ports, with tokio's clock paused so waits take no real time.
 
 use super::*;
-use activities::fake::{FakeAlarms, FakeDeadLetters, FakeEcs};
+use activities::fake::{FakeAlarms, FakeDeadLetters, FakeEcs, FakeFunctions, FakeParameters};
 use experiment::journal::Status;
 use experiment::CaughtError;
 use lambda_runtime::Diagnostic;
@@ -44,11 +44,25 @@ struct World {
     ecs: FakeEcs,
     alarms: std::sync::Arc<FakeAlarms>,
     dlq: FakeDeadLetters,
-    rng: rand::rngs::StdRng,
+    parameters: FakeParameters,
+    functions: FakeFunctions,
     wait_calls: usize,
 }
 
+fn rng() -> rand::rngs::StdRng {
+    rand::rngs::StdRng::seed_from_u64(1)
+}
+
 impl World {
+    fn ports(&self) -> Ports<'_> {
+        Ports {
+            ecs: &self.ecs,
+            alarms: &*self.alarms,
+            parameters: &self.parameters,
+            functions: &self.functions,
+        }
+    }
+
     fn new() -> World {
         let alarms = std::sync::Arc::new(FakeAlarms::default());
         alarms.set(ALARM, "OK");
@@ -56,7 +70,8 @@ impl World {
             ecs: FakeEcs::with_service("c", "web", 3),
             alarms,
             dlq: FakeDeadLetters::default(),
-            rng: rand::rngs::StdRng::seed_from_u64(1),
+            parameters: FakeParameters::default(),
+            functions: FakeFunctions::default(),
             wait_calls: 0,
         }
     }
@@ -69,6 +84,7 @@ impl World {
         doc: Value,
         mut between: impl FnMut(&State, &FakeEcs, &FakeAlarms),
     ) -> (State, Finished) {
+        let mut rng = rng();
         let mut state = match plan(start(doc.clone()), &*self.alarms).await {
             Ok(s) => s,
             Err(f) => {
@@ -93,7 +109,7 @@ impl World {
             let input = state.clone();
             let result = match state.next.kind {
                 NextKind::Probe | NextKind::Action => {
-                    step(input.clone(), &self.ecs, &*self.alarms, &mut self.rng).await
+                    step(input.clone(), &self.ports(), &mut rng).await
                 }
                 NextKind::Wait => {
                     self.wait_calls += 1;
@@ -112,9 +128,7 @@ impl World {
             between(&state, &self.ecs, &self.alarms);
         }
         loop {
-            state = rollback(state, &self.ecs, &*self.alarms, &mut self.rng)
-                .await
-                .unwrap();
+            state = rollback(state, &self.ports(), &mut rng).await.unwrap();
             if state.next.kind != NextKind::Rollback {
                 break;
             }
@@ -337,8 +351,8 @@ async fn throttling_is_retryable_and_records_nothing() {
     state.point_at(1); // stop-random-task
     w.ecs
         .fail_next(activities::AwsError::Throttled("Rate exceeded".into()));
-    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-    let err = step(state, &w.ecs, &*w.alarms, &mut rng).await.unwrap_err();
+    let mut rng = rng();
+    let err = step(state, &w.ports(), &mut rng).await.unwrap_err();
     assert_eq!(err.name(), "Throttled");
     assert!(w.ecs.stopped().is_empty());
 }
@@ -359,15 +373,15 @@ async fn a_failed_rollback_is_recorded_and_the_next_one_still_runs() {
         },
     };
     state.compensations = vec![undo("web", 5), undo("ghost", 1)];
-    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-    let state = rollback(state, &w.ecs, &*w.alarms, &mut rng).await.unwrap();
+    let mut rng = rng();
+    let state = rollback(state, &w.ports(), &mut rng).await.unwrap();
     assert_eq!(state.next.kind, NextKind::Rollback);
     assert_eq!(
         state.rollbacks[0].status,
         RunStatus::Failed,
         "ghost goes first: newest first"
     );
-    let state = rollback(state, &w.ecs, &*w.alarms, &mut rng).await.unwrap();
+    let state = rollback(state, &w.ports(), &mut rng).await.unwrap();
     assert_eq!(state.next.kind, NextKind::Done);
     assert_eq!(w.ecs.desired("c", "web"), 5);
     let o = experiment::journal::outcome(&state);
@@ -380,7 +394,7 @@ async fn a_step_of_the_wrong_kind_is_refused() {
     let w = World::new();
     let mut state = plan(start(ecs_experiment(1.0)), &*w.alarms).await.unwrap();
     state.point_at(2); // a wait
-    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-    let err = step(state, &w.ecs, &*w.alarms, &mut rng).await.unwrap_err();
+    let mut rng = rng();
+    let err = step(state, &w.ports(), &mut rng).await.unwrap_err();
     assert_eq!(err.name(), "StateInvalid");
 }

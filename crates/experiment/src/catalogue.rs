@@ -48,7 +48,51 @@ pub enum Call {
     EcsDescribeService { cluster: String, service: String },
     /// `chaosaws.cloudwatch.probes.get_alarm_state_value`
     CloudWatchGetAlarmStateValue { alarm_name: String },
+    /// `chaosaws.ssm.actions.put_parameter`
+    SsmPutParameter {
+        name: String,
+        value: String,
+        kind: String,
+        description: Option<String>,
+        overwrite: bool,
+    },
+    /// `chaosaws.awslambda.actions.invoke_function`
+    LambdaInvokeFunction {
+        function_name: String,
+        payload: Value,
+        invocation_type: String,
+        qualifier: Option<String>,
+    },
+    /// `turbulence.awslambda.actions.invoke_function_repeatedly`: invoke
+    /// `count` times, `concurrency` at a time, and count what came back.
+    LambdaInvokeRepeatedly {
+        function_name: String,
+        payload: Value,
+        count: u32,
+        concurrency: u32,
+        slow_ms: u32,
+    },
+    /// `turbulence.faults.actions.inject_lambda_faults`: write a fault
+    /// configuration (failure-lambda 1.0 format) that expires with the
+    /// experiment; the compensation deletes it.
+    InjectLambdaFaults {
+        parameter_name: String,
+        configuration: Value,
+    },
+    /// `turbulence.faults.actions.clear_lambda_faults`
+    ClearLambdaFaults { parameter_name: String },
+    /// `turbulence.ssm.actions.delete_parameter`: what undoes a
+    /// `put_parameter` that created its parameter.
+    SsmDeleteParameter { name: String },
+    /// `turbulence.faults.probes.lambda_faults_are_empty`: true when no
+    /// configuration is set, or it injects nothing.
+    LambdaFaultsAreEmpty { parameter_name: String },
 }
+
+/// The most invocations one `invoke_function_repeatedly` makes.
+pub const MAX_INVOCATIONS: u32 = 10_000;
+/// The most at a time.
+pub const MAX_CONCURRENCY: u32 = 50;
 
 struct Entry {
     function: &'static str,
@@ -86,6 +130,58 @@ const CATALOGUE: &[Entry] = &[
     Entry {
         function: "chaosaws.cloudwatch.probes.get_alarm_state_value",
         params: &[("alarm_name", true)],
+    },
+    Entry {
+        function: "chaosaws.ssm.actions.put_parameter",
+        params: &[
+            ("name", true),
+            ("value", true),
+            ("description", false),
+            ("type", false),
+            ("overwrite", false),
+            ("key_id", false),
+            ("allowed_pattern", false),
+            ("tags", false),
+            ("tier", false),
+            ("policies", false),
+            ("data_type", false),
+        ],
+    },
+    Entry {
+        function: "chaosaws.awslambda.actions.invoke_function",
+        params: &[
+            ("function_name", true),
+            ("function_arguments", false),
+            ("invocation_type", false),
+            ("client_context", false),
+            ("qualifier", false),
+        ],
+    },
+    Entry {
+        function: "turbulence.awslambda.actions.invoke_function_repeatedly",
+        params: &[
+            ("function_name", true),
+            ("count", true),
+            ("function_arguments", false),
+            ("concurrency", false),
+            ("slow_ms", false),
+        ],
+    },
+    Entry {
+        function: "turbulence.faults.actions.inject_lambda_faults",
+        params: &[("parameter_name", true), ("configuration", true)],
+    },
+    Entry {
+        function: "turbulence.faults.actions.clear_lambda_faults",
+        params: &[("parameter_name", true)],
+    },
+    Entry {
+        function: "turbulence.ssm.actions.delete_parameter",
+        params: &[("name", true)],
+    },
+    Entry {
+        function: "turbulence.faults.probes.lambda_faults_are_empty",
+        params: &[("parameter_name", true)],
     },
 ];
 
@@ -185,18 +281,133 @@ impl Call {
                     alarm_name: args.text("alarm_name")?,
                 }
             }
+            "chaosaws.ssm.actions.put_parameter" => {
+                for unsupported in [
+                    "key_id",
+                    "allowed_pattern",
+                    "tags",
+                    "tier",
+                    "policies",
+                    "data_type",
+                ] {
+                    if args.map.get(unsupported).is_some_and(|v| !v.is_null()) {
+                        return Err(args.err(unsupported, "is not supported yet"));
+                    }
+                }
+                let kind = args.opt_text("type")?.unwrap_or_else(|| "String".into());
+                if !["String", "StringList", "SecureString"].contains(&kind.as_str()) {
+                    return Err(args.err(
+                        "type",
+                        format!("must be String, StringList or SecureString, found \"{kind}\""),
+                    ));
+                }
+                Call::SsmPutParameter {
+                    name: args.text("name")?,
+                    value: args.text_or_json("value")?,
+                    kind,
+                    description: args.opt_text("description")?,
+                    overwrite: args.opt_bool("overwrite")?.unwrap_or(false),
+                }
+            }
+            "chaosaws.awslambda.actions.invoke_function" => {
+                if args.map.get("client_context").is_some_and(|v| !v.is_null()) {
+                    return Err(args.err("client_context", "is not supported yet"));
+                }
+                let invocation_type = args
+                    .opt_text("invocation_type")?
+                    .unwrap_or_else(|| "RequestResponse".into());
+                if !["RequestResponse", "Event", "DryRun"].contains(&invocation_type.as_str()) {
+                    return Err(args.err(
+                        "invocation_type",
+                        format!(
+                            "must be RequestResponse, Event or DryRun, found \"{invocation_type}\""
+                        ),
+                    ));
+                }
+                Call::LambdaInvokeFunction {
+                    function_name: args.text("function_name")?,
+                    payload: args
+                        .map
+                        .get("function_arguments")
+                        .cloned()
+                        .unwrap_or(Value::Null),
+                    invocation_type,
+                    qualifier: args.opt_text("qualifier")?,
+                }
+            }
+            "turbulence.awslambda.actions.invoke_function_repeatedly" => {
+                let count = args.u32("count")?;
+                if !(1..=MAX_INVOCATIONS).contains(&count) {
+                    return Err(args.err(
+                        "count",
+                        format!("must be between 1 and {MAX_INVOCATIONS}, found {count}"),
+                    ));
+                }
+                let concurrency = args.opt_u32("concurrency")?.unwrap_or(1);
+                if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
+                    return Err(args.err(
+                        "concurrency",
+                        format!("must be between 1 and {MAX_CONCURRENCY}, found {concurrency}"),
+                    ));
+                }
+                Call::LambdaInvokeRepeatedly {
+                    function_name: args.text("function_name")?,
+                    payload: args
+                        .map
+                        .get("function_arguments")
+                        .cloned()
+                        .unwrap_or(Value::Null),
+                    count,
+                    concurrency,
+                    slow_ms: args.opt_u32("slow_ms")?.unwrap_or(1000),
+                }
+            }
+            "turbulence.faults.actions.inject_lambda_faults" => {
+                let configuration = args
+                    .map
+                    .get("configuration")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                if !configuration.is_object() {
+                    return Err(args.err(
+                        "configuration",
+                        "must be a fault configuration object (failure-lambda 1.0 format)",
+                    ));
+                }
+                let configuration = crate::faults::canonical(&configuration)
+                    .map_err(|e| args.err("configuration", e))?;
+                Call::InjectLambdaFaults {
+                    parameter_name: args.parameter_name("parameter_name")?,
+                    configuration,
+                }
+            }
+            "turbulence.faults.actions.clear_lambda_faults" => Call::ClearLambdaFaults {
+                parameter_name: args.parameter_name("parameter_name")?,
+            },
+            "turbulence.ssm.actions.delete_parameter" => Call::SsmDeleteParameter {
+                name: args.parameter_name("name")?,
+            },
+            "turbulence.faults.probes.lambda_faults_are_empty" => Call::LambdaFaultsAreEmpty {
+                parameter_name: args.parameter_name("parameter_name")?,
+            },
             other => return Err(format!("'{other}' has no implementation")),
         })
     }
 
     pub fn kind(&self) -> ActivityType {
         match self {
-            Call::EcsStopRandomTasks { .. } | Call::EcsUpdateDesiredCount { .. } => {
-                ActivityType::Action
-            }
+            Call::EcsStopRandomTasks { .. }
+            | Call::EcsUpdateDesiredCount { .. }
+            | Call::SsmPutParameter { .. }
+            | Call::LambdaInvokeFunction { .. }
+            | Call::LambdaInvokeRepeatedly { .. }
+            | Call::InjectLambdaFaults { .. }
+            | Call::ClearLambdaFaults { .. }
+            | Call::SsmDeleteParameter { .. } => ActivityType::Action,
             Call::EcsAreAllDesiredTasksRunning { .. }
             | Call::EcsDescribeService { .. }
-            | Call::CloudWatchGetAlarmStateValue { .. } => ActivityType::Probe,
+            | Call::CloudWatchGetAlarmStateValue { .. }
+            | Call::LambdaFaultsAreEmpty { .. } => ActivityType::Probe,
         }
     }
 }
@@ -225,6 +436,43 @@ impl Args<'_> {
                 Err(self.err(name, format!("must be a string, found {}", kind_of(other))))
             }
         }
+    }
+
+    /// A string, or any other JSON value as its JSON text (a fault
+    /// configuration written inline as an object, say).
+    fn text_or_json(&self, name: &str) -> Result<String, String> {
+        match self.map.get(name) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(Value::Null) | None => Err(format!(
+                "argument '{name}' is required by {}",
+                self.function
+            )),
+            Some(other) => Ok(other.to_string()),
+        }
+    }
+
+    fn opt_bool(&self, name: &str) -> Result<Option<bool>, String> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(self.err(
+                name,
+                format!("must be true or false, found {}", kind_of(other)),
+            )),
+        }
+    }
+
+    /// An SSM parameter name: a path of letters, digits and `_.-/`.
+    fn parameter_name(&self, name: &str) -> Result<String, String> {
+        let value = self.text(name)?;
+        let ok = value.len() <= 1011
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c));
+        if !ok {
+            return Err(self.err(name, format!("is not an SSM parameter name: \"{value}\"")));
+        }
+        Ok(value)
     }
 
     fn u32(&self, name: &str) -> Result<u32, String> {

@@ -8,6 +8,7 @@
 //! - [`journal`]: the Chaos Toolkit journal built from that state.
 
 pub mod catalogue;
+pub mod faults;
 pub mod journal;
 pub mod model;
 pub mod plan;

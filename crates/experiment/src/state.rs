@@ -175,6 +175,22 @@ impl State {
         self.point_at(self.cursor + 1);
     }
 
+    /// How long the rest of the run may take from the step under the cursor:
+    /// the waits still ahead, a minute for every other step, and five
+    /// minutes to spare. Injected faults expire then, whatever happens.
+    pub fn time_left(&self) -> std::time::Duration {
+        let Some(plan) = &self.plan else {
+            return std::time::Duration::ZERO;
+        };
+        let ms: u64 = plan
+            .steps
+            .iter()
+            .skip(self.cursor)
+            .map(|s| s.duration_ms.unwrap_or(60_000))
+            .sum();
+        std::time::Duration::from_millis(ms + 300_000)
+    }
+
     /// Recorded compensations newest first, then the experiment's own
     /// rollbacks in the order written.
     pub fn rollback_queue(&self) -> Vec<RollbackItem> {

@@ -15,10 +15,8 @@ async fn main() -> Result<(), Error> {
         let request: ActionRequest = lambda::parse(event.payload)?;
         let mut rng = rand::rngs::StdRng::from_os_rng();
         match request.op {
-            ActionOp::Run => engine::step(request.state, &aws.ecs, &aws.alarms, &mut rng).await,
-            ActionOp::Rollback => {
-                engine::rollback(request.state, &aws.ecs, &aws.alarms, &mut rng).await
-            }
+            ActionOp::Run => engine::step(request.state, &aws.ports(), &mut rng).await,
+            ActionOp::Rollback => engine::rollback(request.state, &aws.ports(), &mut rng).await,
         }
     }))
     .await

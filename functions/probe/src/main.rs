@@ -11,13 +11,7 @@ async fn main() -> Result<(), Error> {
     let aws = &aws;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let mut rng = rand::rngs::StdRng::from_os_rng();
-        engine::step(
-            lambda::parse(event.payload)?,
-            &aws.ecs,
-            &aws.alarms,
-            &mut rng,
-        )
-        .await
+        engine::step(lambda::parse(event.payload)?, &aws.ports(), &mut rng).await
     }))
     .await
 }
