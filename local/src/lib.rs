@@ -974,6 +974,18 @@ pub fn substitute(text: &str, values: &BTreeMap<&str, String>) -> Result<String,
 }
 
 /// `<prefix>-<time>-<counter>`, at most 80 characters (the SFN limit).
+/// A name no other test run of this machine uses: `<name>-<pid>-<n>`, for
+/// the prefix of a test's own stack and target.
+pub fn unique_name(name: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{name}-{}-{nanos:x}{n}", std::process::id())
+}
+
 fn execution_name(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);

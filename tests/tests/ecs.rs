@@ -17,14 +17,6 @@ const TIME_SCALE: f64 = 1.0 / 600.0;
 const POLL_SECONDS: f64 = 1.0;
 const RUN_TIMEOUT: Duration = Duration::from_secs(180);
 
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{name}-{}-{nanos:x}", std::process::id())
-}
-
 async fn stack() -> LocalStack {
     LocalStack::from_env().await.unwrap_or_else(|e| {
         panic!("{e} (run the tests with scripts/test, which starts the local stack)")
@@ -53,7 +45,7 @@ struct Setup {
 
 async fn setup(name: &str, reconciler: Reconciler) -> Setup {
     let local = stack().await;
-    let prefix = unique(name);
+    let prefix = local::unique_name(name);
     let stack = local.deploy_stack(&prefix).await.expect("deploy the stack");
     let mut spec = EcsTargetSpec::new(&prefix, 3);
     spec.min_capacity = Some(3);

@@ -14,20 +14,12 @@ use tokio::sync::Mutex;
 static PARAMETER: Mutex<()> = Mutex::const_new(());
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{name}-{}-{nanos:x}", std::process::id())
-}
-
 async fn setup(name: &str) -> (LocalStack, Stack) {
     let local = LocalStack::from_env().await.unwrap_or_else(|e| {
         panic!("{e} (run the tests with scripts/test, which starts the local stack)")
     });
     let stack = local
-        .deploy_stack(&unique(name))
+        .deploy_stack(&local::unique_name(name))
         .await
         .expect("deploy the stack");
     (local, stack)

@@ -9,9 +9,18 @@
 //! - template.yaml and `local::manifest` (what the local stack deploys) agree;
 //! - IAM is least privilege: exact actions per function (the table below is
 //!   the spec), no wildcard actions, `"*"` resources only where AWS offers
-//!   no resource-level permission.
+//!   no resource-level permission; every role belongs to a function, the
+//!   state machine or the schedules, and trusts only that service;
+//! - one schedule per experiments/*.json, starting the experiment state
+//!   machine with a reference under `ExperimentParameterPrefix`, DISABLED
+//!   unless its enable parameter says "true", run by a role that can only
+//!   start that state machine (and send its failed starts to the DLQ);
+//! - the dashboard graphs the journal's run metrics, the executions and the
+//!   dead-letter queue, which an alarm watches; everything is traced.
 //!
-//! Each test collects every problem it finds and fails with the whole list.
+//! Each test collects every problem it finds and fails with the whole list;
+//! `schedule_role_and_dashboard_checks_catch_broken_templates` breaks the
+//! template in memory to make sure those checks can fail.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
@@ -24,7 +33,11 @@ use serde_yaml::{Mapping, Value};
 /// What each function calls, by logical id: its role must grant exactly
 /// these actions, plus [`FUNCTION_RUNTIME_ACTIONS`].
 const FUNCTION_CALLS: &[(&str, &[&str])] = &[
-    ("PlanFunction", &["cloudwatch:DescribeAlarms"]),
+    // Plan also reads experiments published under ExperimentParameterPrefix.
+    (
+        "PlanFunction",
+        &["cloudwatch:DescribeAlarms", "ssm:GetParameter"],
+    ),
     (
         "ProbeFunction",
         &[
@@ -499,6 +512,237 @@ fn state_machine_may_invoke_exactly_the_functions() {
     assert_no_problems("state machine permissions", problems);
 }
 
+#[test]
+fn each_shipped_experiment_has_one_schedule_that_is_off_by_default() {
+    let template = Template::load();
+    let stems = experiment_stems();
+    assert!(
+        !stems.is_empty(),
+        "no experiments/*.json found under {}",
+        root().display()
+    );
+    assert_no_problems("schedules", check_schedules(&template, &stems));
+}
+
+#[test]
+fn schedules_may_only_start_the_experiment_state_machine() {
+    let template = Template::load();
+    assert_no_problems("scheduler role", check_scheduler_roles(&template));
+}
+
+#[test]
+fn every_role_has_a_checked_user_and_trusts_only_its_service() {
+    let template = Template::load();
+    assert_no_problems("roles", check_roles(&template));
+}
+
+#[test]
+fn dashboard_and_alarm_watch_runs_executions_and_dead_letters() {
+    let template = Template::load();
+    assert_no_problems("observability", check_observability(&template));
+}
+
+/// The schedule, role and dashboard checks pass on template.yaml; make sure
+/// they fail on templates broken the ways that matter.
+#[test]
+fn schedule_role_and_dashboard_checks_catch_broken_templates() {
+    type Check = fn(&Template) -> Vec<String>;
+    let schedules: Check = |t| check_schedules(t, &experiment_stems());
+    let roles: Check = |t| {
+        let mut problems = check_scheduler_roles(t);
+        problems.extend(check_roles(t));
+        problems
+    };
+    let observability: Check = check_observability;
+    let ecs = "Resources.EcsRandomTaskSchedule.Properties";
+    let role = "Resources.ExperimentSchedulerRole.Properties";
+    let cases: &[(&str, &str, Option<&str>, Check, &str)] = &[
+        (
+            "enabled outright",
+            &format!("{ecs}.State"),
+            Some("ENABLED"),
+            schedules,
+            "State must be !If",
+        ),
+        (
+            "branches swapped",
+            &format!("{ecs}.State"),
+            Some("!If [EcsRandomTaskScheduleEnabled, DISABLED, ENABLED]"),
+            schedules,
+            "ENABLED when the condition holds, DISABLED otherwise",
+        ),
+        (
+            "enabled by default",
+            "Parameters.EnableEcsRandomTaskSchedule.Default",
+            Some("\"true\""),
+            schedules,
+            "ENABLED on deploy",
+        ),
+        (
+            "a condition no parameter can turn on",
+            "Conditions.EcsRandomTaskScheduleEnabled",
+            Some("!Equals [a, b]"),
+            schedules,
+            "nothing can enable",
+        ),
+        (
+            "another target",
+            &format!("{ecs}.Target.Arn"),
+            Some("!GetAtt PlanFunction.Arn"),
+            schedules,
+            "Target.Arn must be !Ref ExperimentStateMachine",
+        ),
+        (
+            "no retries",
+            &format!("{ecs}.Target.RetryPolicy"),
+            None,
+            schedules,
+            "Target.RetryPolicy",
+        ),
+        (
+            "no time window",
+            &format!("{ecs}.FlexibleTimeWindow"),
+            None,
+            schedules,
+            "FlexibleTimeWindow",
+        ),
+        (
+            "a hard-coded parameter name",
+            &format!("{ecs}.Target.Input"),
+            Some(r#"'{"experiment_parameter": "/turbulence/experiments/ecs-random-task"}'"#),
+            schedules,
+            "must start with ${ExperimentParameterPrefix}",
+        ),
+        (
+            "the whole experiment as input",
+            &format!("{ecs}.Target.Input"),
+            Some(
+                r#"!Sub '{"experiment_parameter": "${ExperimentParameterPrefix}ecs-random-task", "title": "x"}'"#,
+            ),
+            schedules,
+            "exactly one key",
+        ),
+        (
+            "a schedule for no experiment",
+            &format!("{ecs}.Target.Input"),
+            Some(r#"!Sub '{"experiment_parameter": "${ExperimentParameterPrefix}nope"}'"#),
+            schedules,
+            "experiments/nope.json does not exist",
+        ),
+        (
+            "an experiment without a schedule",
+            "Resources.LambdaFaultInjectionSchedule",
+            None,
+            schedules,
+            "experiments/lambda-fault-injection.json has no schedule",
+        ),
+        (
+            "a shared expression parameter",
+            "Resources.LambdaFaultInjectionSchedule.Properties.ScheduleExpression",
+            Some("!Ref EcsRandomTaskScheduleExpression"),
+            schedules,
+            "also the ScheduleExpression of",
+        ),
+        (
+            "a scheduler that may invoke functions",
+            &format!("{role}.Policies[0].PolicyDocument.Statement[0].Action"),
+            Some("[states:StartExecution, lambda:InvokeFunction]"),
+            roles,
+            "granted lambda:InvokeFunction",
+        ),
+        (
+            "a scheduler that may start any state machine",
+            &format!("{role}.Policies[0].PolicyDocument.Statement[0].Resource"),
+            Some(
+                "!Sub arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:*",
+            ),
+            roles,
+            "states:StartExecution only on !Ref ExperimentStateMachine",
+        ),
+        (
+            "a scheduler trusted by Lambda too",
+            &format!("{role}.AssumeRolePolicyDocument.Statement[0].Principal.Service"),
+            Some("[scheduler.amazonaws.com, lambda.amazonaws.com]"),
+            roles,
+            "must trust only scheduler.amazonaws.com",
+        ),
+        (
+            "a scheduler trust without aws:SourceAccount",
+            &format!("{role}.AssumeRolePolicyDocument.Statement[0].Condition"),
+            None,
+            roles,
+            "aws:SourceAccount",
+        ),
+        (
+            "dead letters the role may not send",
+            &format!("{role}.Policies[0].PolicyDocument.Statement[1]"),
+            None,
+            roles,
+            "needs sqs:SendMessage",
+        ),
+        (
+            "a role nobody checks",
+            "Resources.SpareRole",
+            Some("{Type: AWS::IAM::Role, Properties: {AssumeRolePolicyDocument: {Statement: []}}}"),
+            roles,
+            "SpareRole is not the role of any function, state machine or schedule",
+        ),
+        (
+            "a function role trusted by the scheduler",
+            "Resources.PlanFunctionRole.Properties.AssumeRolePolicyDocument.Statement[0].Principal.Service",
+            Some("scheduler.amazonaws.com"),
+            roles,
+            "must trust only lambda.amazonaws.com",
+        ),
+        (
+            "a dashboard without failures",
+            "Resources.Dashboard.Properties.DashboardBody",
+            Some(
+                r#"!Sub '{"widgets": [{"type": "metric", "properties": {"metrics": [["Turbulence", "Runs"], [".", "Completed"]]}}]}'"#,
+            ),
+            observability,
+            "no graph of Turbulence Failed",
+        ),
+        (
+            "a dashboard graphing a metric nobody emits",
+            "Resources.Dashboard.Properties.DashboardBody",
+            Some(
+                r#"!Sub '{"widgets": [{"type": "metric", "properties": {"metrics": [["Turbulence", "Run"]]}}]}'"#,
+            ),
+            observability,
+            "Turbulence Run, which the journal function does not emit",
+        ),
+        (
+            "an alarm that waits for two messages",
+            "Resources.DeadLetterQueueNotEmptyAlarm.Properties.Threshold",
+            Some("1"),
+            observability,
+            "Threshold",
+        ),
+        (
+            "untraced functions",
+            "Globals.Function.Tracing",
+            None,
+            observability,
+            "Tracing: Active",
+        ),
+    ];
+    let original = load_yaml();
+    for (what, path, replacement, check, expected) in cases {
+        let mut broken = original.clone();
+        let replacement = replacement.map(|text| {
+            serde_yaml::from_str::<Value>(text)
+                .unwrap_or_else(|err| panic!("{what}: bad replacement {text}: {err}"))
+        });
+        set_path(&mut broken, path, replacement);
+        let problems = check(&Template::from_value(broken));
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "{what} ({path}): expected a problem containing {expected:?}, got {problems:#?}"
+        );
+    }
+}
+
 /// The graph checks above pass on our definitions; make sure they can fail.
 #[test]
 fn graph_checks_catch_broken_definitions() {
@@ -566,6 +810,692 @@ fn graph_checks_catch_broken_definitions() {
         placeholders(r#"{"a": "${One}", "${Two}": "$.path", "b": "x${Three}y"}"#),
         BTreeSet::from(["One".to_owned(), "Two".to_owned(), "Three".to_owned()])
     );
+}
+
+// ------------------------------------------------- schedules, roles, alarms
+
+/// Each `AWS::Scheduler::Schedule`: starts the experiment state machine with
+/// `{"experiment_parameter": "${ExperimentParameterPrefix}<stem>"}` for an
+/// experiments/<stem>.json, one schedule per file; is DISABLED unless a
+/// true/false parameter (default not "true") enables it; spreads its start
+/// over a flexible window; retries; has its own expression and time zone
+/// parameters; sends failed starts, if anywhere, to an SQS queue.
+fn check_schedules(template: &Template, stems: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(machine) = state_machine_id(template, &mut problems) else {
+        return problems;
+    };
+    let parameters = template.section("Parameters");
+    if parameters.get("ExperimentParameterPrefix").is_none() {
+        problems.push("Parameters.ExperimentParameterPrefix is missing".to_owned());
+    }
+    let mut scheduled: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut parameter_users: BTreeMap<String, String> = BTreeMap::new();
+
+    for (id, schedule) in template.resources_of_type("AWS::Scheduler::Schedule") {
+        let at = format!("Resources.{id}.Properties");
+        let props = schedule.props();
+        let target = props.get("Target");
+
+        match target
+            .and_then(|t| t.get("Arn"))
+            .map(|arn| (arn, reference(arn)))
+        {
+            Some((_, Some(r))) if r == machine => {}
+            found => problems.push(format!(
+                "{at}.Target.Arn must be !Ref {machine} (the experiment state machine), found {}",
+                found
+                    .map(|(v, _)| show(v))
+                    .unwrap_or_else(|| "nothing".to_owned())
+            )),
+        }
+        if target
+            .and_then(|t| t.get("RoleArn"))
+            .and_then(get_att)
+            .is_none_or(|(_, attribute)| attribute != "Arn")
+        {
+            problems.push(format!(
+                "{at}.Target.RoleArn must be !GetAtt <its AWS::IAM::Role>.Arn"
+            ));
+        }
+
+        check_schedule_state(template, &at, props.get("State"), &mut problems);
+
+        let window = props.get("FlexibleTimeWindow");
+        let mode = window.and_then(|w| w.get("Mode")).and_then(Value::as_str);
+        let minutes = window
+            .and_then(|w| w.get("MaximumWindowInMinutes"))
+            .and_then(Value::as_u64);
+        if mode != Some("FLEXIBLE") || minutes.is_none_or(|m| m == 0) {
+            problems.push(format!(
+                "{at}.FlexibleTimeWindow must be Mode FLEXIBLE with a MaximumWindowInMinutes, found {}",
+                window.map(show).unwrap_or_else(|| "nothing".to_owned())
+            ));
+        }
+
+        let retry = target.and_then(|t| t.get("RetryPolicy"));
+        for key in ["MaximumRetryAttempts", "MaximumEventAgeInSeconds"] {
+            if retry
+                .and_then(|r| r.get(key))
+                .and_then(Value::as_u64)
+                .is_none()
+            {
+                problems.push(format!("{at}.Target.RetryPolicy.{key} must be set"));
+            }
+        }
+
+        if let Some(dlq) = target.and_then(|t| t.get("DeadLetterConfig")) {
+            let queue = dlq.get("Arn").and_then(get_att);
+            let is_queue = queue.as_ref().is_some_and(|(q, attribute)| {
+                attribute == "Arn"
+                    && template
+                        .resource(q)
+                        .is_some_and(|r| r.kind() == "AWS::SQS::Queue")
+            });
+            if !is_queue {
+                problems.push(format!(
+                    "{at}.Target.DeadLetterConfig.Arn must be !GetAtt <an AWS::SQS::Queue>.Arn, found {}",
+                    show(dlq)
+                ));
+            }
+        }
+
+        for key in ["ScheduleExpression", "ScheduleExpressionTimezone"] {
+            match props.get(key).and_then(reference) {
+                Some(p) if parameters.contains_key(p.as_str()) => {
+                    if let Some(other) = parameter_users.insert(p.clone(), id.to_owned()) {
+                        problems.push(format!(
+                            "{at}.{key} is !Ref {p}, also the {key} of {other}: give each schedule its own parameter"
+                        ));
+                    }
+                }
+                _ => problems.push(format!(
+                    "{at}.{key} must be !Ref of a template parameter (one per schedule), found {}",
+                    props
+                        .get(key)
+                        .map(show)
+                        .unwrap_or_else(|| "nothing".to_owned())
+                )),
+            }
+        }
+
+        let input = target.and_then(|t| t.get("Input"));
+        match input.and_then(sub_text).map(serde_json::from_str::<Json>) {
+            None => problems.push(format!(
+                "{at}.Target.Input must be a JSON string (or !Sub of one), found {}",
+                input.map(show).unwrap_or_else(|| "nothing".to_owned())
+            )),
+            Some(Err(err)) => problems.push(format!("{at}.Target.Input is not JSON: {err}")),
+            Some(Ok(json)) => {
+                let object = json.as_object();
+                let name = object
+                    .filter(|o| o.len() == 1)
+                    .and_then(|o| o.get("experiment_parameter"))
+                    .and_then(Json::as_str);
+                match name {
+                    None => problems.push(format!(
+                        "{at}.Target.Input must be an object with exactly one key, experiment_parameter (a string), found {json}"
+                    )),
+                    Some(name) => match name.strip_prefix("${ExperimentParameterPrefix}") {
+                        None => problems.push(format!(
+                            "{at}.Target.Input: experiment_parameter {name:?} must start with ${{ExperimentParameterPrefix}} (!Sub), so the schedule follows the parameter"
+                        )),
+                        Some(stem) => {
+                            if !stems.iter().any(|s| s == stem) {
+                                problems.push(format!(
+                                    "{at}.Target.Input names experiment {stem:?}, but experiments/{stem}.json does not exist"
+                                ));
+                            }
+                            scheduled
+                                .entry(stem.to_owned())
+                                .or_default()
+                                .push(id.to_owned());
+                        }
+                    },
+                }
+            }
+        }
+    }
+
+    for stem in stems {
+        match scheduled.get(stem).map(Vec::as_slice).unwrap_or_default() {
+            [] => problems.push(format!(
+                "experiments/{stem}.json has no schedule (an AWS::Scheduler::Schedule with experiment_parameter ${{ExperimentParameterPrefix}}{stem})"
+            )),
+            [_] => {}
+            many => problems.push(format!(
+                "experiments/{stem}.json has {} schedules: {}",
+                many.len(),
+                many.join(", ")
+            )),
+        }
+    }
+    problems
+}
+
+/// `State: !If [<condition>, ENABLED, DISABLED]`, where the condition is
+/// false with every parameter at its default and true once its true/false
+/// parameters are "true".
+fn check_schedule_state(
+    template: &Template,
+    at: &str,
+    state: Option<&Value>,
+    problems: &mut Vec<String>,
+) {
+    let Some((condition, when_true, when_false)) = state.and_then(if_parts) else {
+        problems.push(format!(
+            "{at}.State must be !If [<condition on an Enable... parameter>, ENABLED, DISABLED], found {}",
+            state.map(show).unwrap_or_else(|| "nothing".to_owned())
+        ));
+        return;
+    };
+    if when_true.as_str() != Some("ENABLED") || when_false.as_str() != Some("DISABLED") {
+        problems.push(format!(
+            "{at}.State must be ENABLED when the condition holds, DISABLED otherwise, found {}",
+            show(state.unwrap_or(&Value::Null))
+        ));
+    }
+    let defaults = template.parameter_defaults();
+    match template.condition_holds(&condition, &defaults) {
+        Ok(false) => {}
+        Ok(true) => problems.push(format!(
+            "{at}.State: condition {condition} holds with every parameter at its default: the schedule would be ENABLED on deploy"
+        )),
+        Err(err) => problems.push(format!("{at}.State: {err}")),
+    }
+    let parameters = template.section("Parameters");
+    let mut read = BTreeSet::new();
+    template.condition_parameters(&condition, &mut read, 0);
+    let switches: Vec<String> = read
+        .into_iter()
+        .filter(|name| {
+            let allowed: BTreeSet<String> = parameters
+                .get(name.as_str())
+                .and_then(|p| p.get("AllowedValues"))
+                .and_then(Value::as_sequence)
+                .map(|values| values.iter().filter_map(scalar_text).collect())
+                .unwrap_or_default();
+            allowed == BTreeSet::from(["true".to_owned(), "false".to_owned()])
+        })
+        .collect();
+    let mut enabled = defaults;
+    for switch in &switches {
+        enabled.insert(switch.clone(), "true".to_owned());
+    }
+    if switches.is_empty() || template.condition_holds(&condition, &enabled) != Ok(true) {
+        problems.push(format!(
+            "{at}.State: condition {condition} reads no true/false parameter that turns it on: nothing can enable the schedule"
+        ));
+    }
+}
+
+/// The roles the schedules run as: trusted by scheduler.amazonaws.com only,
+/// from this account; allowed states:StartExecution on the experiment state
+/// machine and, when the schedules have a dead-letter queue, sqs:SendMessage
+/// on it; nothing else.
+fn check_scheduler_roles(template: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(machine) = state_machine_id(template, &mut problems) else {
+        return problems;
+    };
+    // role -> (schedules, their dead-letter queues)
+    let mut roles: BTreeMap<String, (Vec<String>, BTreeSet<String>)> = BTreeMap::new();
+    for (id, schedule) in template.resources_of_type("AWS::Scheduler::Schedule") {
+        let target = schedule.props().get("Target");
+        let Some((role, _)) = target.and_then(|t| t.get("RoleArn")).and_then(get_att) else {
+            continue; // check_schedules reports it
+        };
+        let entry = roles.entry(role).or_default();
+        entry.0.push(id.to_owned());
+        if let Some((queue, _)) = target
+            .and_then(|t| t.get("DeadLetterConfig"))
+            .and_then(|d| d.get("Arn"))
+            .and_then(get_att)
+        {
+            entry.1.insert(queue);
+        }
+    }
+
+    for (role, (schedules, queues)) in &roles {
+        let users = schedules.join(", ");
+        let Some(body) = template
+            .resource(role)
+            .filter(|r| r.kind() == "AWS::IAM::Role")
+        else {
+            problems.push(format!(
+                "{users} run as {role}, which is not an AWS::IAM::Role of this template"
+            ));
+            continue;
+        };
+        if body.props().get("ManagedPolicyArns").is_some() {
+            problems.push(format!(
+                "Resources.{role}.Properties.ManagedPolicyArns: the scheduler's permissions must be inline and reviewed here"
+            ));
+        }
+        check_trust(
+            template,
+            role,
+            "scheduler.amazonaws.com",
+            true,
+            &mut problems,
+        );
+
+        let statements = template.role_statements(role);
+        let granted: BTreeSet<String> = statements
+            .iter()
+            .filter(|s| s.effect() == "Allow")
+            .flat_map(|s| s.actions())
+            .collect();
+        let mut expected = BTreeSet::from(["states:StartExecution".to_owned()]);
+        if !queues.is_empty() {
+            expected.insert("sqs:SendMessage".to_owned());
+        }
+        for extra in granted.difference(&expected) {
+            problems.push(format!(
+                "{role} (the role of {users}) is granted {extra}, which a schedule does not need"
+            ));
+        }
+        for missing in expected.difference(&granted) {
+            problems.push(format!(
+                "{role} (the role of {users}) needs {missing} but is not granted it"
+            ));
+        }
+        for statement in statements.iter().filter(|s| s.effect() == "Allow") {
+            let actions = statement.actions();
+            for resource in statement.resources() {
+                if actions.iter().any(|a| a == "states:StartExecution")
+                    && reference(&resource).as_deref() != Some(machine.as_str())
+                {
+                    problems.push(format!(
+                        "{}: states:StartExecution only on !Ref {machine}, found {}",
+                        statement.at,
+                        show(&resource)
+                    ));
+                }
+                if actions.iter().any(|a| a == "sqs:SendMessage") {
+                    let ok = get_att(&resource)
+                        .is_some_and(|(q, attribute)| attribute == "Arn" && queues.contains(&q));
+                    if !ok {
+                        problems.push(format!(
+                            "{}: sqs:SendMessage only on the schedules' dead-letter queue ({}), found {}",
+                            statement.at,
+                            queues.iter().cloned().collect::<Vec<_>>().join(", "),
+                            show(&resource)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// Every AWS::IAM::Role is the role of a function (checked against
+/// FUNCTION_CALLS), of the state machine or of schedules (checked above), of
+/// one kind only, and trusts only that kind's service.
+fn check_roles(template: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    // role -> [(user, service)]
+    let mut users: BTreeMap<String, Vec<(String, &str)>> = BTreeMap::new();
+    for (id, body) in &template.resources {
+        let id = id.as_str().unwrap_or_default();
+        let resource = Resource(body);
+        let service = match resource.kind() {
+            "AWS::Serverless::Function" | "AWS::Lambda::Function" => "lambda.amazonaws.com",
+            "AWS::Serverless::StateMachine" | "AWS::StepFunctions::StateMachine" => {
+                "states.amazonaws.com"
+            }
+            "AWS::Scheduler::Schedule" => "scheduler.amazonaws.com",
+            _ => continue,
+        };
+        let role = resource
+            .props()
+            .get("Role")
+            .or_else(|| resource.props().get("RoleArn"))
+            .or_else(|| {
+                resource
+                    .props()
+                    .get("Target")
+                    .and_then(|t| t.get("RoleArn"))
+            })
+            .and_then(get_att);
+        if let Some((role, _)) = role {
+            users
+                .entry(role)
+                .or_default()
+                .push((id.to_owned(), service));
+        }
+    }
+    for (role, _) in template.resources_of_type("AWS::IAM::Role") {
+        let Some(of) = users.get(role) else {
+            problems.push(format!(
+                "Resources.{role}: {role} is not the role of any function, state machine or schedule, so no test checks what it may do"
+            ));
+            continue;
+        };
+        let services: BTreeSet<&str> = of.iter().map(|(_, s)| *s).collect();
+        if services.len() > 1 {
+            problems.push(format!(
+                "{role} is the role of {}: give each kind of user its own role",
+                of.iter()
+                    .map(|(user, service)| format!("{user} ({service})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            continue;
+        }
+        let service = services.into_iter().next().unwrap_or_default();
+        let needs_source_account = service == "scheduler.amazonaws.com";
+        check_trust(template, role, service, needs_source_account, &mut problems);
+    }
+    problems
+}
+
+/// A role's trust policy: each statement lets exactly `service` assume it
+/// (sts:AssumeRole), with an aws:SourceAccount condition if asked for.
+fn check_trust(
+    template: &Template,
+    role: &str,
+    service: &str,
+    source_account: bool,
+    problems: &mut Vec<String>,
+) {
+    let at = format!("Resources.{role}.Properties.AssumeRolePolicyDocument");
+    let statements: Vec<Value> = match template
+        .resources
+        .get(role)
+        .and_then(|body| body.get("Properties"))
+        .and_then(|p| p.get("AssumeRolePolicyDocument"))
+        .and_then(|d| d.get("Statement"))
+    {
+        Some(Value::Sequence(items)) => items.clone(),
+        Some(one) => vec![one.clone()],
+        None => Vec::new(),
+    };
+    if statements.is_empty() {
+        problems.push(format!("{at}: no statement lets {service} assume {role}"));
+    }
+    for (i, statement) in statements.iter().enumerate() {
+        let here = format!("{at}.Statement[{i}]");
+        if statement.get("Effect").and_then(Value::as_str) != Some("Allow") {
+            continue;
+        }
+        let principal = statement.get("Principal");
+        let services = strings(principal.and_then(|p| p.get("Service")));
+        let others = principal
+            .and_then(Value::as_mapping)
+            .is_none_or(|m| m.keys().any(|k| k.as_str() != Some("Service")));
+        if others || services != [service] {
+            problems.push(format!(
+                "{here}: {role} must trust only {service}, found Principal {}",
+                principal.map(show).unwrap_or_else(|| "nothing".to_owned())
+            ));
+        }
+        if strings(statement.get("Action")) != ["sts:AssumeRole"] {
+            problems.push(format!(
+                "{here}: the trust must allow sts:AssumeRole only, found {}",
+                statement.get("Action").map(show).unwrap_or_default()
+            ));
+        }
+        let condition = statement
+            .get("Condition")
+            .and_then(Value::as_mapping)
+            .is_some_and(|ops| {
+                ops.values()
+                    .any(|keys| keys.get("aws:SourceAccount").is_some())
+            });
+        if source_account && !condition {
+            problems.push(format!(
+                "{here}: {service} may assume {role} for another account's schedules: add a Condition on aws:SourceAccount"
+            ));
+        }
+    }
+}
+
+/// The metrics the journal function emits for every run, in embedded metric
+/// format, in namespace [`METRICS_NAMESPACE`] with dimension sets
+/// `[["Experiment"], []]` (per experiment, and over all).
+const RUN_METRICS: &[&str] = &[
+    "Runs",
+    "Completed",
+    "Failed",
+    "Aborted",
+    "Deviated",
+    "RollbacksFailed",
+    "DurationSeconds",
+    "Steps",
+    "Rollbacks",
+];
+const METRICS_NAMESPACE: &str = "Turbulence";
+
+/// The state machine's execution outcomes the dashboard graphs.
+const EXECUTION_METRICS: &[&str] = &[
+    "ExecutionsSucceeded",
+    "ExecutionsFailed",
+    "ExecutionsAborted",
+    "ExecutionsTimedOut",
+];
+
+/// The dashboard graphs every run metric (the series without dimension), the
+/// state machine's executions and the dead-letter queue's depth; an alarm
+/// fires on the first dead letter; functions and state machine are traced;
+/// the stack outputs the dashboard's and the alarm's names.
+fn check_observability(template: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(machine) = state_machine_id(template, &mut problems) else {
+        return problems;
+    };
+    let Some(queue) = dead_letter_queue(template, &machine) else {
+        problems.push(format!(
+            "Resources.{machine}.Properties.DefinitionSubstitutions.DeadLetterQueueUrl must be !Ref the dead-letter queue"
+        ));
+        return problems;
+    };
+
+    // Tracing.
+    let traced = template
+        .root
+        .get("Globals")
+        .and_then(|g| g.get("Function"))
+        .and_then(|f| f.get("Tracing"))
+        .and_then(Value::as_str);
+    if traced != Some("Active") {
+        for (id, function) in template.resources_of_type("AWS::Serverless::Function") {
+            if function.props().get("Tracing").and_then(Value::as_str) != Some("Active") {
+                problems.push(format!(
+                    "Resources.{id}: needs Tracing: Active (in Globals.Function or its own)"
+                ));
+            }
+        }
+    }
+    if let Some(machine_body) = template.resource(&machine) {
+        let enabled = machine_body
+            .props()
+            .get("Tracing")
+            .and_then(|t| t.get("Enabled"))
+            .and_then(Value::as_bool);
+        if enabled != Some(true) {
+            problems.push(format!(
+                "Resources.{machine}.Properties.Tracing.Enabled must be true"
+            ));
+        }
+    }
+
+    // The dashboard.
+    let dashboards: Vec<_> = template
+        .resources_of_type("AWS::CloudWatch::Dashboard")
+        .collect();
+    if dashboards.len() != 1 {
+        problems.push(format!(
+            "expected one AWS::CloudWatch::Dashboard, found {}",
+            dashboards.len()
+        ));
+    }
+    for (id, dashboard) in &dashboards {
+        let at = format!("Resources.{id}.Properties.DashboardBody");
+        let body = dashboard.props().get("DashboardBody");
+        // ${...} placeholders sit inside JSON strings: the !Sub text is JSON.
+        let json = match body.and_then(sub_text).map(serde_json::from_str::<Json>) {
+            Some(Ok(json)) => json,
+            Some(Err(err)) => {
+                problems.push(format!("{at} is not JSON: {err}"));
+                continue;
+            }
+            None => {
+                problems.push(format!("{at} must be a JSON string or !Sub of one"));
+                continue;
+            }
+        };
+        let graphed = dashboard_metrics(&json);
+        let has = |namespace: &str, name: &str, dimensions: &[(&str, &str)]| {
+            graphed.iter().any(|(n, m, d)| {
+                n == namespace
+                    && m == name
+                    && d.len() == dimensions.len()
+                    && d.iter()
+                        .zip(dimensions)
+                        .all(|((k, v), (ek, ev))| k == ek && v == ev)
+            })
+        };
+        for metric in RUN_METRICS {
+            if !has(METRICS_NAMESPACE, metric, &[]) {
+                problems.push(format!(
+                    "{at}: no graph of {METRICS_NAMESPACE} {metric} without dimensions (the series over all experiments)"
+                ));
+            }
+        }
+        let names: BTreeSet<(&str, &str)> = graphed
+            .iter()
+            .map(|(namespace, metric, _)| (namespace.as_str(), metric.as_str()))
+            .collect();
+        for (namespace, metric) in names {
+            if namespace == METRICS_NAMESPACE && !RUN_METRICS.contains(&metric) {
+                problems.push(format!(
+                    "{at}: graphs {METRICS_NAMESPACE} {metric}, which the journal function does not emit"
+                ));
+            }
+        }
+        let arn = format!("${{{machine}}}");
+        for metric in EXECUTION_METRICS {
+            if !has("AWS/States", metric, &[("StateMachineArn", &arn)]) {
+                problems.push(format!(
+                    "{at}: no graph of AWS/States {metric} for StateMachineArn {arn}"
+                ));
+            }
+        }
+        let queue_name = format!("${{{queue}.QueueName}}");
+        if !has(
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            &[("QueueName", &queue_name)],
+        ) {
+            problems.push(format!(
+                "{at}: no graph of AWS/SQS ApproximateNumberOfMessagesVisible for QueueName {queue_name}"
+            ));
+        }
+    }
+
+    // The dead-letter alarm.
+    let alarm_id = "DeadLetterQueueNotEmptyAlarm";
+    match template.resource(alarm_id) {
+        Some(alarm) if alarm.kind() == "AWS::CloudWatch::Alarm" => {
+            let props = alarm.props();
+            let at = format!("Resources.{alarm_id}.Properties");
+            let text = |key: &str| props.get(key).and_then(scalar_text);
+            for (key, expected) in [
+                ("Namespace", "AWS/SQS"),
+                ("MetricName", "ApproximateNumberOfMessagesVisible"),
+                ("Statistic", "Maximum"),
+                ("Period", "60"),
+                ("EvaluationPeriods", "1"),
+                ("Threshold", "0"),
+                ("ComparisonOperator", "GreaterThanThreshold"),
+                ("TreatMissingData", "notBreaching"),
+            ] {
+                if text(key).as_deref() != Some(expected) {
+                    problems.push(format!(
+                        "{at}.{key} must be {expected}, found {}",
+                        props
+                            .get(key)
+                            .map(show)
+                            .unwrap_or_else(|| "nothing".to_owned())
+                    ));
+                }
+            }
+            let dimensions = props
+                .get("Dimensions")
+                .and_then(Value::as_sequence)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let on_queue = matches!(dimensions, [d]
+                if d.get("Name").and_then(Value::as_str) == Some("QueueName")
+                    && d.get("Value").and_then(get_att) == Some((queue.clone(), "QueueName".to_owned())));
+            if !on_queue {
+                problems.push(format!(
+                    "{at}.Dimensions must be QueueName: !GetAtt {queue}.QueueName only"
+                ));
+            }
+        }
+        _ => problems.push(format!(
+            "Resources.{alarm_id} (an AWS::CloudWatch::Alarm on the dead-letter queue) is missing"
+        )),
+    }
+
+    // Outputs.
+    let outputs = template.section("Outputs");
+    let mut wanted: Vec<String> = dashboards.iter().map(|(id, _)| (*id).to_owned()).collect();
+    wanted.push(alarm_id.to_owned());
+    for id in wanted {
+        let output = outputs
+            .values()
+            .any(|o| o.get("Value").and_then(reference).as_deref() == Some(id.as_str()));
+        if !output {
+            problems.push(format!("Outputs: none is !Ref {id} (its name)"));
+        }
+    }
+    problems
+}
+
+/// (namespace, metric name, [(dimension, value)]).
+type GraphedMetric = (String, String, Vec<(String, String)>);
+
+/// Every metric graphed by a dashboard's metric widgets, as (namespace,
+/// name, [(dimension, value)]), with the "." shorthand (same as the row
+/// above) resolved; math and search expressions left out.
+fn dashboard_metrics(body: &Json) -> Vec<GraphedMetric> {
+    let mut found = Vec::new();
+    for widget in body
+        .get("widgets")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let rows = widget
+            .get("properties")
+            .and_then(|p| p.get("metrics"))
+            .and_then(Json::as_array);
+        let mut previous: Vec<String> = Vec::new();
+        for row in rows.into_iter().flatten().filter_map(Json::as_array) {
+            let mut fields: Vec<String> = Vec::new();
+            for (i, field) in row.iter().enumerate() {
+                match field.as_str() {
+                    Some(".") => fields.push(previous.get(i).cloned().unwrap_or_default()),
+                    Some(text) => fields.push(text.to_owned()),
+                    None => break, // the rendering options object, or an expression
+                }
+            }
+            if fields.len() < 2 {
+                continue;
+            }
+            let dimensions = fields[2..]
+                .chunks(2)
+                .map(|pair| (pair[0].clone(), pair.get(1).cloned().unwrap_or_default()))
+                .collect();
+            found.push((fields[0].clone(), fields[1].clone(), dimensions));
+            previous = fields;
+        }
+    }
+    found
 }
 
 // ------------------------------------------------------------ ASL checks
@@ -771,6 +1701,8 @@ fn asl_files() -> Vec<String> {
 }
 
 struct Template {
+    /// The whole document: Parameters, Conditions, Globals, Outputs.
+    root: Value,
     resources: Mapping,
 }
 
@@ -839,17 +1771,121 @@ impl Statement<'_> {
 
 impl Template {
     fn load() -> Self {
-        let path = root().join("template.yaml");
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
-        let value: Value = serde_yaml::from_str(&text)
-            .unwrap_or_else(|err| panic!("template.yaml is not valid YAML: {err}"));
-        let resources = value
+        Self::from_value(load_yaml())
+    }
+
+    fn from_value(root: Value) -> Self {
+        let resources = root
             .get("Resources")
             .and_then(Value::as_mapping)
             .cloned()
             .expect("template.yaml has no Resources mapping");
-        Template { resources }
+        Template { root, resources }
+    }
+
+    /// A section of the template (`Parameters`, `Conditions`, `Outputs`...),
+    /// empty when absent.
+    fn section(&self, name: &str) -> Mapping {
+        self.root
+            .get(name)
+            .and_then(Value::as_mapping)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every parameter's `Default`, as the text CloudFormation would pass.
+    fn parameter_defaults(&self) -> BTreeMap<String, String> {
+        self.section("Parameters")
+            .iter()
+            .filter_map(|(name, body)| {
+                Some((
+                    name.as_str()?.to_owned(),
+                    scalar_text(body.get("Default")?)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Whether the condition `name` holds with these parameter values.
+    fn condition_holds(
+        &self,
+        name: &str,
+        values: &BTreeMap<String, String>,
+    ) -> Result<bool, String> {
+        self.evaluate_condition(name, values, 0)
+    }
+
+    fn evaluate_condition(
+        &self,
+        name: &str,
+        values: &BTreeMap<String, String>,
+        depth: usize,
+    ) -> Result<bool, String> {
+        if depth > 16 {
+            return Err(format!("condition {name} refers to itself"));
+        }
+        let conditions = self.section("Conditions");
+        let body = conditions
+            .get(name)
+            .ok_or_else(|| format!("no condition named {name} in Conditions"))?;
+        self.evaluate(body, values, depth)
+    }
+
+    fn evaluate(
+        &self,
+        body: &Value,
+        values: &BTreeMap<String, String>,
+        depth: usize,
+    ) -> Result<bool, String> {
+        let operands = |v: &Value| v.as_sequence().cloned().unwrap_or_default();
+        match intrinsic(body) {
+            Some(("Equals", args)) => match operands(args).as_slice() {
+                [a, b] => Ok(condition_operand(a, values)? == condition_operand(b, values)?),
+                _ => Err(format!("Fn::Equals takes two values: {}", show(body))),
+            },
+            Some(("Not", args)) => match operands(args).as_slice() {
+                [inner] => Ok(!self.evaluate(inner, values, depth + 1)?),
+                _ => Err(format!("Fn::Not takes one condition: {}", show(body))),
+            },
+            Some(("And", args)) => operands(args).iter().try_fold(true, |all, inner| {
+                Ok(all & self.evaluate(inner, values, depth + 1)?)
+            }),
+            Some(("Or", args)) => operands(args).iter().try_fold(false, |any, inner| {
+                Ok(any | self.evaluate(inner, values, depth + 1)?)
+            }),
+            Some(("Condition", name)) => match name.as_str() {
+                Some(name) => self.evaluate_condition(name, values, depth + 1),
+                None => Err(format!("Condition takes a name: {}", show(body))),
+            },
+            _ => Err(format!("cannot evaluate condition {}", show(body))),
+        }
+    }
+
+    /// The parameters a condition reads, through the conditions it names.
+    fn condition_parameters(&self, name: &str, found: &mut BTreeSet<String>, depth: usize) {
+        fn walk(template: &Template, value: &Value, found: &mut BTreeSet<String>, depth: usize) {
+            if let Some(target) = reference(value) {
+                found.insert(target);
+                return;
+            }
+            match (intrinsic(value), value) {
+                (Some(("Condition", name)), _) => {
+                    if let (Some(name), true) = (name.as_str(), depth < 16) {
+                        template.condition_parameters(name, found, depth + 1);
+                    }
+                }
+                (Some((_, args)), _) => walk(template, args, found, depth),
+                (None, Value::Sequence(items)) => {
+                    for item in items {
+                        walk(template, item, found, depth);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(body) = self.section("Conditions").get(name) {
+            walk(self, body, found, depth);
+        }
     }
 
     fn resource(&self, id: &str) -> Option<Resource<'_>> {
@@ -1066,6 +2102,175 @@ fn strings(value: Option<&Value>) -> Vec<String> {
             .map(str::to_owned)
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+/// template.yaml as YAML.
+fn load_yaml() -> Value {
+    let path = root().join("template.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
+    serde_yaml::from_str(&text)
+        .unwrap_or_else(|err| panic!("template.yaml is not valid YAML: {err}"))
+}
+
+/// The stems of experiments/*.json (what scripts/publish-experiments
+/// publishes as `<prefix><stem>`), sorted.
+fn experiment_stems() -> Vec<String> {
+    let dir = root().join("experiments");
+    let mut stems: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|err| panic!("cannot list {}: {err}", dir.display()))
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter_map(|name| name.strip_suffix(".json").map(str::to_owned))
+        .collect();
+    stems.sort();
+    stems
+}
+
+/// The logical id of the template's one state machine.
+fn state_machine_id(template: &Template, problems: &mut Vec<String>) -> Option<String> {
+    let machines: Vec<&str> = template
+        .resources_of_type("AWS::Serverless::StateMachine")
+        .map(|(id, _)| id)
+        .collect();
+    match machines.as_slice() {
+        [one] => Some((*one).to_owned()),
+        _ => {
+            problems.push(format!(
+                "expected one AWS::Serverless::StateMachine, found {machines:?}"
+            ));
+            None
+        }
+    }
+}
+
+/// The queue the state machine sends dead letters to (its
+/// `DeadLetterQueueUrl` substitution).
+fn dead_letter_queue(template: &Template, machine: &str) -> Option<String> {
+    let queue = template
+        .resource(machine)?
+        .props()
+        .get("DefinitionSubstitutions")?
+        .get("DeadLetterQueueUrl")
+        .and_then(reference)?;
+    (template.resource(&queue)?.kind() == "AWS::SQS::Queue").then_some(queue)
+}
+
+/// An intrinsic function as (name without `Fn::`, its argument): `!Equals
+/// [...]` or `Fn::Equals: [...]`, `!Condition X` or `Condition: X`, `!Ref X`.
+fn intrinsic(value: &Value) -> Option<(&'static str, &Value)> {
+    const NAMES: &[&str] = &[
+        "Equals",
+        "Not",
+        "And",
+        "Or",
+        "If",
+        "Condition",
+        "Ref",
+        "Sub",
+        "GetAtt",
+    ];
+    match value {
+        Value::Tagged(t) => NAMES.iter().find(|n| t.tag == **n).map(|n| (*n, &t.value)),
+        Value::Mapping(m) if m.len() == 1 => {
+            let (key, inner) = m.iter().next()?;
+            let key = key.as_str()?;
+            let name = key.strip_prefix("Fn::").unwrap_or(key);
+            NAMES.iter().find(|n| **n == name).map(|n| (*n, inner))
+        }
+        _ => None,
+    }
+}
+
+/// A scalar as the text CloudFormation sees (numbers and booleans too).
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// An operand of `Fn::Equals`: a literal, or `!Ref` of a parameter.
+fn condition_operand(value: &Value, values: &BTreeMap<String, String>) -> Result<String, String> {
+    if let Some(name) = reference(value) {
+        return values
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| format!("!Ref {name}: no such parameter with a value"));
+    }
+    scalar_text(value).ok_or_else(|| format!("cannot evaluate {}", show(value)))
+}
+
+/// `!If [condition, a, b]` as (condition, a, b).
+fn if_parts(value: &Value) -> Option<(String, &Value, &Value)> {
+    match intrinsic(value)? {
+        ("If", args) => match args.as_sequence()?.as_slice() {
+            [condition, a, b] => Some((condition.as_str()?.to_owned(), a, b)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The text of a plain string or of `!Sub "text"` (not the list form).
+fn sub_text(value: &Value) -> Option<&str> {
+    match (value, intrinsic(value)) {
+        (Value::String(s), _) => Some(s),
+        (_, Some(("Sub", text))) => text.as_str(),
+        _ => None,
+    }
+}
+
+/// Sets (or, with None, removes) the value at a dotted path such as
+/// `Resources.X.Properties.Policies[0].PolicyDocument`; mappings get the key
+/// if missing. For the tests that break the template on purpose.
+fn set_path(root: &mut Value, path: &str, replacement: Option<Value>) {
+    let mut steps: Vec<Result<&str, usize>> = Vec::new();
+    for part in path.split('.') {
+        let (key, indexes) = part
+            .split_once('[')
+            .map_or((part, ""), |(k, rest)| (k, rest));
+        steps.push(Ok(key));
+        for index in indexes.split('[').filter(|s| !s.is_empty()) {
+            let index = index.trim_end_matches(']');
+            steps.push(Err(index
+                .parse()
+                .unwrap_or_else(|_| panic!("bad index in {path}"))));
+        }
+    }
+    let (last, parents) = steps.split_last().expect("an empty path");
+    let mut here = root;
+    for step in parents {
+        here = match step {
+            Ok(key) => here.get_mut(*key),
+            Err(index) => here.get_mut(*index),
+        }
+        .unwrap_or_else(|| panic!("{path}: nothing at {step:?}"));
+    }
+    match (last, replacement) {
+        (Ok(key), Some(value)) => {
+            here.as_mapping_mut()
+                .unwrap_or_else(|| panic!("{path}: not a mapping"))
+                .insert(Value::from(*key), value);
+        }
+        (Ok(key), None) => {
+            here.as_mapping_mut()
+                .unwrap_or_else(|| panic!("{path}: not a mapping"))
+                .remove(*key)
+                .unwrap_or_else(|| panic!("{path}: nothing to remove"));
+        }
+        (Err(index), Some(value)) => {
+            *here
+                .get_mut(*index)
+                .unwrap_or_else(|| panic!("{path}: no item {index}")) = value;
+        }
+        (Err(index), None) => {
+            here.as_sequence_mut()
+                .unwrap_or_else(|| panic!("{path}: not a sequence"))
+                .remove(*index);
+        }
     }
 }
 

@@ -13,6 +13,12 @@ use crate::ports::{
     Task,
 };
 
+/// The SDK configuration from the standard chain: region, credentials, and
+/// `AWS_ENDPOINT_URL` for the local stack.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
 /// Error codes AWS uses for "slow down".
 const THROTTLING_CODES: &[&str] = &[
     "Throttling",

@@ -23,7 +23,7 @@ pub struct Aws {
 
 impl Aws {
     pub async fn load() -> Aws {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let config = activities::aws::sdk_config().await;
         Aws {
             ecs: AwsEcs(aws_sdk_ecs::Client::new(&config)),
             alarms: AwsAlarms(aws_sdk_cloudwatch::Client::new(&config)),

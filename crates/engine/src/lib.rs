@@ -13,7 +13,7 @@ pub mod lambda;
 
 use std::time::Duration;
 
-use activities::{ActivityError, Alarms, Context, DeadLetters, Ports};
+use activities::{ActivityError, Alarms, Context, DeadLetters, Parameters, Ports};
 use experiment::journal::{self, Finished};
 use experiment::plan::{Phase, Step, StepKind};
 use experiment::{
@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 pub use failure::Failure;
 
@@ -51,7 +52,67 @@ pub struct FinishRequest {
 
 /// Validate the experiment, check its abort alarms exist and none is firing,
 /// and point the state at the first step. Changes nothing in the account.
-pub async fn plan(mut state: State, alarms: &dyn Alarms) -> Result<State, Failure> {
+pub async fn plan(
+    state: State,
+    alarms: &dyn Alarms,
+    parameters: &dyn Parameters,
+) -> Result<State, Failure> {
+    let span = run_span(&state, "plan");
+    plan_in(state, alarms, parameters).instrument(span).await
+}
+
+/// The SSM parameter an execution input names instead of carrying the
+/// experiment (what a schedule sends: `{"experiment_parameter": "/..."}`).
+fn experiment_reference(input: &Value) -> Result<Option<String>, Failure> {
+    let Some(obj) = input.as_object() else {
+        return Ok(None);
+    };
+    let Some(name) = obj.get("experiment_parameter") else {
+        return Ok(None);
+    };
+    if obj.len() != 1 {
+        return Err(Failure::Invalid(
+            "experiment_parameter: an input naming an experiment parameter must hold nothing else"
+                .into(),
+        ));
+    }
+    match name.as_str() {
+        Some(n)
+            if !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c)) =>
+        {
+            Ok(Some(n.to_string()))
+        }
+        _ => Err(Failure::Invalid(format!(
+            "experiment_parameter: not an SSM parameter name: {name}"
+        ))),
+    }
+}
+
+async fn plan_in(
+    mut state: State,
+    alarms: &dyn Alarms,
+    parameters: &dyn Parameters,
+) -> Result<State, Failure> {
+    if let Some(name) = experiment_reference(&state.experiment)? {
+        let text = parameters
+            .get(&name)
+            .await
+            .map_err(|e| Failure::from_aws("reading the experiment parameter", e))?
+            .ok_or_else(|| {
+                Failure::Invalid(format!(
+                    "experiment_parameter: no SSM parameter named '{name}'"
+                ))
+            })?;
+        state.experiment = serde_json::from_str(&text).map_err(|e| {
+            Failure::Invalid(format!(
+                "experiment_parameter: '{name}' does not hold JSON: {e}"
+            ))
+        })?;
+        tracing::info!(parameter = %name, "experiment loaded");
+        state.experiment_parameter = Some(name);
+    }
     let experiment = Experiment::parse(&state.experiment).map_err(|e| Failure::Invalid(e.0))?;
     let plan = Plan::new(&experiment).map_err(|e| Failure::Invalid(e.0))?;
     let names = &plan.settings.abort_alarms;
@@ -76,6 +137,35 @@ pub async fn plan(mut state: State, alarms: &dyn Alarms) -> Result<State, Failur
     state.started_at = Some(experiment::timestamp(OffsetDateTime::now_utc()));
     state.point_at(0);
     Ok(state)
+}
+
+/// The span every log line of one invocation is in: which execution, which
+/// experiment, which step, so a line in CloudWatch Logs stands on its own.
+fn run_span(state: &State, function: &'static str) -> tracing::Span {
+    let title = state
+        .plan
+        .as_ref()
+        .map(|p| p.title.as_str())
+        .or_else(|| state.experiment.get("title").and_then(Value::as_str))
+        .unwrap_or("");
+    let step = match function {
+        "plan" | "journal" => function.to_string(),
+        "rollback" => state
+            .next_rollback()
+            .map_or_else(|| "rollback".into(), |r| r.name),
+        _ => state
+            .plan
+            .as_ref()
+            .and_then(|p| p.steps.get(state.cursor))
+            .map_or_else(|| function.to_string(), |s| s.name.clone()),
+    };
+    tracing::info_span!(
+        "turbulence",
+        execution = %state.execution,
+        experiment = %title,
+        function,
+        step = %step,
+    )
 }
 
 /// Fail with `ExperimentAborted` when any abort alarm is in ALARM.
@@ -134,6 +224,15 @@ fn phase_text(phase: Phase) -> &'static str {
 /// Run the probe or action under the cursor: check the abort alarms, run
 /// it, judge a hypothesis probe's tolerance, record what undoes an action.
 pub async fn step(
+    state: State,
+    ports: &Ports<'_>,
+    rng: &mut (dyn RngCore + Send),
+) -> Result<State, Failure> {
+    let span = run_span(&state, "step");
+    step_in(state, ports, rng).instrument(span).await
+}
+
+async fn step_in(
     mut state: State,
     ports: &Ports<'_>,
     rng: &mut (dyn RngCore + Send),
@@ -268,6 +367,15 @@ pub async fn step(
 /// the experiment's own rollbacks. A rollback that fails is recorded and the
 /// next one still runs; abort alarms do not stop rollbacks.
 pub async fn rollback(
+    state: State,
+    ports: &Ports<'_>,
+    rng: &mut (dyn RngCore + Send),
+) -> Result<State, Failure> {
+    let span = run_span(&state, "rollback");
+    rollback_in(state, ports, rng).instrument(span).await
+}
+
+async fn rollback_in(
     mut state: State,
     ports: &Ports<'_>,
     rng: &mut (dyn RngCore + Send),
@@ -338,6 +446,15 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 /// alarms at the start and then every poll interval; an alarm in ALARM ends
 /// the wait with `ExperimentAborted` within one interval.
 pub async fn wait(
+    state: State,
+    alarms: &dyn Alarms,
+    time_left: Option<Duration>,
+) -> Result<State, Failure> {
+    let span = run_span(&state, "wait");
+    wait_in(state, alarms, time_left).instrument(span).await
+}
+
+async fn wait_in(
     mut state: State,
     alarms: &dyn Alarms,
     time_left: Option<Duration>,
@@ -371,14 +488,30 @@ pub async fn wait(
     Ok(state)
 }
 
+/// Print an embedded-metric-format document as one stdout line, where
+/// CloudWatch Logs picks it up.
+fn emit_metrics(emf: &Value) {
+    println!("{emf}");
+}
+
 /// Build the journal and the outcome; a run that did not complete cleanly
 /// goes to the dead-letter queue with its cause.
 pub async fn finish(
     request: FinishRequest,
     dead_letters: &dyn DeadLetters,
 ) -> Result<Finished, Failure> {
+    let span = run_span(&request.state, "journal");
+    finish_in(request, dead_letters).instrument(span).await
+}
+
+async fn finish_in(
+    request: FinishRequest,
+    dead_letters: &dyn DeadLetters,
+) -> Result<Finished, Failure> {
     let state = request.state;
-    let finished = journal::journal(&state, OffsetDateTime::now_utc());
+    let now = OffsetDateTime::now_utc();
+    let finished = journal::journal(&state, now);
+    emit_metrics(&journal::metrics(&state, &finished, now));
     if let Some(error) = &finished.outcome.error {
         let body = json!({
             "execution": state.execution,

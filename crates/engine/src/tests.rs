@@ -85,7 +85,7 @@ impl World {
         mut between: impl FnMut(&State, &FakeEcs, &FakeAlarms),
     ) -> (State, Finished) {
         let mut rng = rng();
-        let mut state = match plan(start(doc.clone()), &*self.alarms).await {
+        let mut state = match plan(start(doc.clone()), &*self.alarms, &self.parameters).await {
             Ok(s) => s,
             Err(f) => {
                 let mut s = start(doc);
@@ -258,7 +258,9 @@ async fn a_compressed_hour_is_waited_in_scaled_chunks() {
 #[tokio::test(start_paused = true)]
 async fn a_wait_never_runs_past_the_lambda_deadline() {
     let w = World::new();
-    let mut state = plan(start(ecs_experiment(1.0)), &*w.alarms).await.unwrap();
+    let mut state = plan(start(ecs_experiment(1.0)), &*w.alarms, &w.parameters)
+        .await
+        .unwrap();
     state.point_at(4); // the 1 h pause
     assert_eq!(state.next.kind, NextKind::Wait);
     let clock = Instant::now();
@@ -279,7 +281,9 @@ async fn plan_refuses_missing_alarms_and_touches_nothing() {
     let w = World::new();
     let mut doc = ecs_experiment(1.0);
     doc["extensions"][0]["abort_alarms"] = json!(["abort", "nope"]);
-    let err = plan(start(doc), &*w.alarms).await.unwrap_err();
+    let err = plan(start(doc), &*w.alarms, &w.parameters)
+        .await
+        .unwrap_err();
     assert_eq!(
         err,
         Failure::Invalid(
@@ -293,7 +297,7 @@ async fn plan_refuses_missing_alarms_and_touches_nothing() {
 async fn plan_refuses_to_start_while_an_abort_alarm_fires() {
     let w = World::new();
     w.alarms.set(ALARM, "ALARM");
-    let err = plan(start(ecs_experiment(1.0)), &*w.alarms)
+    let err = plan(start(ecs_experiment(1.0)), &*w.alarms, &w.parameters)
         .await
         .unwrap_err();
     assert_eq!(err.name(), "ExperimentAborted");
@@ -347,7 +351,9 @@ async fn a_failing_action_stops_the_method_and_still_rolls_back() {
 #[tokio::test]
 async fn throttling_is_retryable_and_records_nothing() {
     let w = World::new();
-    let mut state = plan(start(ecs_experiment(1.0)), &*w.alarms).await.unwrap();
+    let mut state = plan(start(ecs_experiment(1.0)), &*w.alarms, &w.parameters)
+        .await
+        .unwrap();
     state.point_at(1); // stop-random-task
     w.ecs
         .fail_next(activities::AwsError::Throttled("Rate exceeded".into()));
@@ -360,7 +366,9 @@ async fn throttling_is_retryable_and_records_nothing() {
 #[tokio::test]
 async fn a_failed_rollback_is_recorded_and_the_next_one_still_runs() {
     let w = World::new();
-    let mut state = plan(start(ecs_experiment(1.0)), &*w.alarms).await.unwrap();
+    let mut state = plan(start(ecs_experiment(1.0)), &*w.alarms, &w.parameters)
+        .await
+        .unwrap();
     let undo = |service: &str, n: i32| Compensation {
         for_action: "a".into(),
         name: format!("restore {service}"),
@@ -392,9 +400,67 @@ async fn a_failed_rollback_is_recorded_and_the_next_one_still_runs() {
 #[tokio::test]
 async fn a_step_of_the_wrong_kind_is_refused() {
     let w = World::new();
-    let mut state = plan(start(ecs_experiment(1.0)), &*w.alarms).await.unwrap();
+    let mut state = plan(start(ecs_experiment(1.0)), &*w.alarms, &w.parameters)
+        .await
+        .unwrap();
     state.point_at(2); // a wait
     let mut rng = rng();
     let err = step(state, &w.ports(), &mut rng).await.unwrap_err();
     assert_eq!(err.name(), "StateInvalid");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_schedule_names_a_published_experiment_and_plan_loads_it() {
+    let mut w = World::new();
+    let published = serde_json::to_string(&ecs_experiment(1.0)).unwrap();
+    w.parameters
+        .set("/turbulence/experiments/ecs-random-task", &published);
+    // What EventBridge Scheduler sends, as the state machine's Start wraps it.
+    let input = json!({"experiment_parameter": "/turbulence/experiments/ecs-random-task"});
+    let (state, finished) = w.run(input, autoscaling).await;
+    assert_eq!(finished.outcome.error, None, "{:?}", finished.outcome.cause);
+    assert_eq!(
+        state.experiment_parameter.as_deref(),
+        Some("/turbulence/experiments/ecs-random-task")
+    );
+    assert_eq!(
+        finished.journal["experiment"]["title"],
+        ecs_experiment(1.0)["title"]
+    );
+    assert_eq!(
+        finished.journal["turbulence"]["experiment_parameter"],
+        "/turbulence/experiments/ecs-random-task"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_experiment_reference_is_invalid() {
+    let w = World::new();
+    w.parameters
+        .set("/turbulence/experiments/garbage", "{not json");
+    let cases = [
+        (
+            json!({"experiment_parameter": "/turbulence/experiments/missing"}),
+            "no SSM parameter named '/turbulence/experiments/missing'",
+        ),
+        (
+            json!({"experiment_parameter": "/turbulence/experiments/garbage"}),
+            "does not hold JSON",
+        ),
+        (
+            json!({"experiment_parameter": "/x", "title": "t"}),
+            "must hold nothing else",
+        ),
+        (
+            json!({"experiment_parameter": "no spaces please"}),
+            "not an SSM parameter name",
+        ),
+    ];
+    for (input, expected) in cases {
+        let err = plan(start(input.clone()), &*w.alarms, &w.parameters)
+            .await
+            .unwrap_err();
+        assert_eq!(err.name(), "ExperimentInvalid", "{input}");
+        assert!(err.to_string().contains(expected), "{input}: {err}");
+    }
 }

@@ -50,6 +50,48 @@ mod tests {
     }
 
     #[test]
+    fn the_inject_action_refuses_bad_configurations_at_plan() {
+        let call = |configuration: Value| {
+            crate::Call::parse(&crate::CallSpec {
+                function: "turbulence.faults.actions.inject_lambda_faults".into(),
+                arguments: json!({"parameter_name": "/turbulence/faults/x", "configuration": configuration})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            })
+        };
+        let cases = [
+            (
+                json!({"latency": {"enabled": true, "percentage": 101, "min_latency": 1, "max_latency": 2}}),
+                "percentage",
+            ),
+            (
+                json!({"latency": {"enabled": true, "percentage": 50, "min_latency": 500, "max_latency": 100}}),
+                "max_latency",
+            ),
+            (
+                json!({"statuscode": {"enabled": true, "percentage": 50, "status_code": 99}}),
+                "status_code",
+            ),
+            (
+                json!({"isEnabled": true, "failureMode": "meltdown", "rate": 1}),
+                "failureMode",
+            ),
+            (json!({"explode": {"enabled": true}}), "explode"),
+        ];
+        for (configuration, field) in cases {
+            let err = call(configuration.clone()).unwrap_err();
+            assert!(
+                err.starts_with(
+                    "argument 'configuration' of turbulence.faults.actions.inject_lambda_faults"
+                ) && err.contains(field),
+                "{configuration}: {err}"
+            );
+        }
+        assert!(call(json!({"exception": {"enabled": true, "percentage": 10}})).is_ok());
+    }
+
+    #[test]
     fn inert_means_disabled_or_expired_not_unreadable() {
         let now = time::OffsetDateTime::now_utc();
         assert!(is_inert("{}", now));

@@ -187,6 +187,7 @@ pub fn journal(state: &State, now: OffsetDateTime) -> Finished {
         "rollbacks": state.rollbacks.iter().map(entry).collect::<Vec<_>>(),
         "turbulence": {
             "execution": state.execution,
+            "experiment_parameter": state.experiment_parameter,
             "error": outcome.error,
             "cause": outcome.cause,
             "baselines": state.baselines,
@@ -195,6 +196,69 @@ pub fn journal(state: &State, now: OffsetDateTime) -> Finished {
         },
     });
     Finished { journal, outcome }
+}
+
+/// The CloudWatch namespace of Turbulence's own metrics.
+pub const METRICS_NAMESPACE: &str = "Turbulence";
+
+/// One run's metrics as a CloudWatch embedded-metric-format document: the
+/// journal function prints it as one log line and CloudWatch turns it into
+/// metrics, per experiment and across all (no dimension), at no API cost.
+pub fn metrics(state: &State, finished: &Finished, now: OffsetDateTime) -> Value {
+    let o = &finished.outcome;
+    let flag = |b: bool| if b { 1 } else { 0 };
+    let title = state
+        .plan
+        .as_ref()
+        .map(|p| p.title.clone())
+        .or_else(|| {
+            state
+                .experiment
+                .get("title")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "(invalid)".into());
+    let rollbacks_failed = state
+        .rollbacks
+        .iter()
+        .filter(|r| r.status == RunStatus::Failed)
+        .count()
+        + usize::from(state.rollback_error.is_some());
+    let metric = |name: &str, unit: &str| json!({"Name": name, "Unit": unit});
+    json!({
+        "_aws": {
+            "Timestamp": (now.unix_timestamp_nanos() / 1_000_000) as i64,
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [["Experiment"], []],
+                "Metrics": [
+                    metric("Runs", "Count"),
+                    metric("Completed", "Count"),
+                    metric("Failed", "Count"),
+                    metric("Aborted", "Count"),
+                    metric("Deviated", "Count"),
+                    metric("RollbacksFailed", "Count"),
+                    metric("DurationSeconds", "Seconds"),
+                    metric("Steps", "Count"),
+                    metric("Rollbacks", "Count"),
+                ],
+            }],
+        },
+        "Experiment": title,
+        "Runs": 1,
+        "Completed": flag(o.status == Status::Completed && o.error.is_none()),
+        "Failed": flag(o.status == Status::Failed),
+        "Aborted": flag(o.status == Status::Aborted),
+        "Deviated": flag(o.deviated),
+        "RollbacksFailed": rollbacks_failed,
+        "DurationSeconds": finished.journal["duration"].as_f64().unwrap_or(0.0),
+        "Steps": state.records.len(),
+        "Rollbacks": state.rollbacks.len(),
+        // Not metrics: context for whoever reads the log line.
+        "execution": state.execution,
+        "error": o.error,
+    })
 }
 
 fn entry(r: &Record) -> Value {
@@ -347,6 +411,70 @@ mod tests {
         let o = outcome(&s);
         assert_eq!(o.error.as_deref(), Some("ActivityFailed"));
         assert_eq!(o.cause.as_deref(), Some("States.Timeout: timed out"));
+    }
+
+    /// Decode an EMF document as CloudWatch does: every metric it declares
+    /// is a number at the root, every dimension a string.
+    fn decode_emf(line: &str) -> Vec<(String, Vec<String>, f64)> {
+        let doc: Value = serde_json::from_str(line).expect("an EMF line is one JSON object");
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert!(
+            doc["_aws"]["Timestamp"].as_i64().is_some(),
+            "Timestamp is epoch milliseconds"
+        );
+        assert_eq!(directive["Namespace"], METRICS_NAMESPACE);
+        let dimension_sets: Vec<Vec<String>> =
+            serde_json::from_value(directive["Dimensions"].clone()).unwrap();
+        let mut out = Vec::new();
+        for set in &dimension_sets {
+            for d in set {
+                assert!(
+                    doc[d].is_string(),
+                    "dimension {d} must be a string at the root"
+                );
+            }
+            for m in directive["Metrics"].as_array().unwrap() {
+                let name = m["Name"].as_str().unwrap();
+                let value = doc[name]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("metric {name} must be a number"));
+                out.push((name.to_string(), set.clone(), value));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_deviated_run_is_counted_per_experiment_and_overall() {
+        let s = State {
+            experiment: json!({"title": "ECS recovers"}),
+            execution: "arn:x".into(),
+            records: vec![record(Phase::Before, RunStatus::Succeeded, Some(true))],
+            error: Some(caught(
+                "SteadyStateDeviated",
+                Some(record(Phase::After, RunStatus::Succeeded, Some(false))),
+            )),
+            ..Default::default()
+        };
+        let f = journal(&s, OffsetDateTime::now_utc());
+        let line = metrics(&s, &f, OffsetDateTime::now_utc()).to_string();
+        let decoded = decode_emf(&line);
+        let value = |name: &str, dims: &[&str]| {
+            decoded
+                .iter()
+                .find(|(n, d, _)| {
+                    n == name && d.iter().map(String::as_str).eq(dims.iter().copied())
+                })
+                .map(|(_, _, v)| *v)
+        };
+        assert_eq!(value("Runs", &["Experiment"]), Some(1.0));
+        assert_eq!(value("Runs", &[]), Some(1.0));
+        assert_eq!(value("Deviated", &[]), Some(1.0));
+        assert_eq!(value("Failed", &[]), Some(1.0));
+        assert_eq!(value("Completed", &[]), Some(0.0));
+        assert_eq!(value("Steps", &[]), Some(1.0));
+        let doc: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(doc["Experiment"], "ECS recovers");
     }
 
     #[test]

@@ -118,6 +118,10 @@ pub struct State {
     /// The execution ARN.
     #[serde(default)]
     pub execution: String,
+    /// The SSM parameter the experiment was loaded from, when the input
+    /// named one instead of carrying it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment_parameter: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     let aws = Aws::load().await;
     let aws = &aws;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        engine::plan(lambda::parse(event.payload)?, &aws.alarms).await
+        engine::plan(lambda::parse(event.payload)?, &aws.alarms, &aws.parameters).await
     }))
     .await
 }
