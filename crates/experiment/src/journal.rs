@@ -354,16 +354,21 @@ mod tests {
         );
     }
 
-    #[test]
-    fn miss_after_the_method_is_a_deviation_and_lands_in_the_journal() {
-        let s = State {
+    /// Steady before the method, not after it.
+    fn deviated_after_the_method() -> State {
+        State {
             records: vec![record(Phase::Before, RunStatus::Succeeded, Some(true))],
             error: Some(caught(
                 "SteadyStateDeviated",
                 Some(record(Phase::After, RunStatus::Succeeded, Some(false))),
             )),
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn miss_after_the_method_is_a_deviation_and_lands_in_the_journal() {
+        let s = deviated_after_the_method();
         let f = journal(&s, OffsetDateTime::now_utc());
         assert_eq!(f.outcome.error.as_deref(), Some("SteadyStateDeviated"));
         assert!(f.outcome.deviated);
@@ -449,12 +454,7 @@ mod tests {
         let s = State {
             experiment: json!({"title": "ECS recovers"}),
             execution: "arn:x".into(),
-            records: vec![record(Phase::Before, RunStatus::Succeeded, Some(true))],
-            error: Some(caught(
-                "SteadyStateDeviated",
-                Some(record(Phase::After, RunStatus::Succeeded, Some(false))),
-            )),
-            ..Default::default()
+            ..deviated_after_the_method()
         };
         let f = journal(&s, OffsetDateTime::now_utc());
         let line = metrics(&s, &f, OffsetDateTime::now_utc()).to_string();
