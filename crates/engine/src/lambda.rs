@@ -5,10 +5,28 @@ use activities::aws::{AwsAlarms, AwsDeadLetters, AwsEcs, AwsFunctions, AwsParame
 use activities::Ports;
 use std::time::{Duration, SystemTime};
 
-/// JSON logs in Lambda (`AWS_LAMBDA_LOG_FORMAT=JSON`), level from
-/// `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`.
+/// JSON logs in Lambda (`AWS_LAMBDA_LOG_FORMAT=JSON`), at the level of
+/// `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (one level such as `debug`; INFO
+/// otherwise). The same format as `lambda_runtime::tracing::
+/// init_default_subscriber`, without its `EnvFilter`, whose regex engine
+/// would be most of a megabyte of every bootstrap.
 pub fn init_tracing() {
-    lambda_runtime::tracing::init_default_subscriber();
+    use tracing_subscriber::filter::LevelFilter;
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|l| l.trim().parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let fmt = tracing_subscriber::fmt()
+        .with_target(false)
+        .without_time()
+        .with_max_level(level);
+    if json {
+        fmt.json().init();
+    } else {
+        fmt.init();
+    }
 }
 
 /// The AWS clients, from the standard configuration chain (region,
