@@ -751,6 +751,46 @@ impl Legacy<'_> {
     }
 }
 
+/// The one mode a legacy document configures, in the canonical model.
+enum LegacyMode {
+    Latency(Latency),
+    StatusCode(StatusCode),
+    Exception(Exception),
+    /// A mode Turbulence accepts but cannot inject (needs OS hooks).
+    Ignored(&'static str),
+}
+
+impl Legacy<'_> {
+    /// The configuration a legacy document describes: at most one mode,
+    /// with the document's `rate` and enabled flag.
+    fn config(
+        &self,
+        format: Format,
+        enabled: bool,
+        mode: Option<LegacyMode>,
+    ) -> Result<FaultConfig> {
+        let mut config = FaultConfig {
+            format,
+            ..FaultConfig::empty()
+        };
+        match mode {
+            None => {}
+            Some(LegacyMode::Latency(p)) => config.latency = Some(self.flag(enabled, p)?),
+            Some(LegacyMode::StatusCode(p)) => config.statuscode = Some(self.flag(enabled, p)?),
+            Some(LegacyMode::Exception(p)) => config.exception = Some(self.flag(enabled, p)?),
+            Some(LegacyMode::Ignored(name)) if enabled => config.ignored.push(name),
+            Some(LegacyMode::Ignored(_)) => {}
+        }
+        Ok(config)
+    }
+}
+
+fn exception(msg: Option<String>) -> Exception {
+    Exception {
+        exception_msg: msg.unwrap_or_else(|| DEFAULT_EXCEPTION_MSG.to_string()),
+    }
+}
+
 fn parse_failure_lambda0(obj: &Map<String, Value>) -> Result<FaultConfig> {
     let doc = Legacy(obj);
     doc.only(&[
@@ -771,37 +811,17 @@ fn parse_failure_lambda0(obj: &Map<String, Value>) -> Result<FaultConfig> {
     let max = doc.number("maxLatency")?.unwrap_or(min);
     let code = doc.integer("statusCode")?.unwrap_or(DEFAULT_STATUS_CODE);
     let msg = doc.string("exceptionMsg")?;
-    let mode = doc.string("failureMode")?;
-    let mut config = FaultConfig {
-        format: Format::FailureLambda0,
-        ..FaultConfig::empty()
-    };
-    match mode.as_deref() {
-        None if !enabled => {}
+    let mode = match doc.string("failureMode")?.as_deref() {
+        None if !enabled => None,
         None => return Err(ConfigError::new("failureMode", "missing")),
-        Some("latency") => {
-            config.latency = Some(doc.flag(
-                enabled,
-                Latency {
-                    min_latency: min,
-                    max_latency: max,
-                },
-            )?)
-        }
-        Some("statuscode") => {
-            config.statuscode = Some(doc.flag(enabled, StatusCode { status_code: code })?)
-        }
-        Some("exception") => {
-            config.exception = Some(doc.flag(
-                enabled,
-                Exception {
-                    exception_msg: msg.unwrap_or_else(|| DEFAULT_EXCEPTION_MSG.to_string()),
-                },
-            )?)
-        }
-        Some("diskspace") if enabled => config.ignored.push("diskspace"),
-        Some("denylist") if enabled => config.ignored.push("denylist"),
-        Some("diskspace" | "denylist") => {}
+        Some("latency") => Some(LegacyMode::Latency(Latency {
+            min_latency: min,
+            max_latency: max,
+        })),
+        Some("statuscode") => Some(LegacyMode::StatusCode(StatusCode { status_code: code })),
+        Some("exception") => Some(LegacyMode::Exception(exception(msg))),
+        Some("diskspace") => Some(LegacyMode::Ignored("diskspace")),
+        Some("denylist") => Some(LegacyMode::Ignored("denylist")),
         Some(other) => {
             return Err(ConfigError::new(
                 "failureMode",
@@ -810,8 +830,8 @@ fn parse_failure_lambda0(obj: &Map<String, Value>) -> Result<FaultConfig> {
                 ),
             ))
         }
-    }
-    Ok(config)
+    };
+    doc.config(Format::FailureLambda0, enabled, mode)
 }
 
 fn parse_chaos_lambda(obj: &Map<String, Value>) -> Result<FaultConfig> {
@@ -829,42 +849,23 @@ fn parse_chaos_lambda(obj: &Map<String, Value>) -> Result<FaultConfig> {
     let delay = doc.number("delay")?.unwrap_or(0.0);
     let code = doc.integer("error_code")?.unwrap_or(DEFAULT_STATUS_CODE);
     let msg = doc.string("exception_msg")?;
-    let mode = doc.string("fault_type")?;
-    let mut config = FaultConfig {
-        format: Format::ChaosLambda,
-        ..FaultConfig::empty()
-    };
-    match mode.as_deref() {
-        None if !enabled => {}
+    let mode = match doc.string("fault_type")?.as_deref() {
+        None if !enabled => None,
         None => return Err(ConfigError::new("fault_type", "missing")),
-        Some("latency") => {
-            config.latency = Some(doc.flag(
-                enabled,
-                Latency {
-                    min_latency: delay,
-                    max_latency: delay,
-                },
-            )?)
-        }
-        Some("status_code") => {
-            config.statuscode = Some(doc.flag(enabled, StatusCode { status_code: code })?)
-        }
-        Some("exception") => {
-            config.exception = Some(doc.flag(
-                enabled,
-                Exception {
-                    exception_msg: msg.unwrap_or_else(|| DEFAULT_EXCEPTION_MSG.to_string()),
-                },
-            )?)
-        }
+        Some("latency") => Some(LegacyMode::Latency(Latency {
+            min_latency: delay,
+            max_latency: delay,
+        })),
+        Some("status_code") => Some(LegacyMode::StatusCode(StatusCode { status_code: code })),
+        Some("exception") => Some(LegacyMode::Exception(exception(msg))),
         Some(other) => {
             return Err(ConfigError::new(
                 "fault_type",
                 format!("unknown failure mode '{other}' (known: latency, exception, status_code)"),
             ))
         }
-    }
-    Ok(config)
+    };
+    doc.config(Format::ChaosLambda, enabled, mode)
 }
 
 fn kind(v: &Value) -> &'static str {
