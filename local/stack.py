@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The local AWS for Turbulence: moto's server plus the two things moto lacks.
+"""The local AWS for Turbulence: moto's server plus what moto lacks.
 
 1. Lambda forwarding. moto's no-docker Lambda backend only echoes the payload;
    here every Invoke is forwarded to `cargo lambda watch`, which runs the real
@@ -17,6 +17,47 @@
    client (aws-sdk-cloudwatch >= 1.1xx) only speaks rpc-v2-cbor, which moto
    5.2.5 does not; requests are translated to moto's JSON 1.0 protocol and
    answers back to CBOR, driven by botocore's CloudWatch model.
+4. Step Functions status events to Lambda rule targets. moto's Step Functions
+   emits no "Step Functions Execution Status Change" events and moto's
+   EventBridge delivers nothing to Lambda targets. A background thread watches
+   every execution (in-process, like the scheduler) and, for each status
+   change it sees (RUNNING, then SUCCEEDED / FAILED / TIMED_OUT / ABORTED),
+   builds the event AWS puts on the default bus and invokes, asynchronously
+   (like an `Event` invoke, through the forwarding of 1.), every Lambda target
+   of every ENABLED rule on the default bus whose pattern matches it, with
+   the target's `Input` if set, else the event. At most once per (execution,
+   status); executions already finished when the stack started never fire.
+   InputPath / InputTransformer are ignored (logged once); other target kinds
+   get nothing from these events.
+5. Injected throttling. `POST /_turbulence/throttle` arms a rule: the next
+   `count` requests of that service (and operation, if given) are answered
+   with the throttling error the service's protocol uses, which the AWS SDKs
+   retry with backoff and report as throttling once out of attempts.
+   The service is the SigV4 credential scope's (`ecs`, `ssm`, `monitoring`;
+   `cloudwatch`, `stepfunctions` are accepted for `monitoring`, `states`);
+   the operation comes from `X-Amz-Target`, the rpc-v2-cbor path, `Action=`
+   (query protocol) or, for Lambda, `Invoke` from the path. Answers: JSON
+   protocols HTTP 400 `{"__type": "ThrottlingException"}`, CloudWatch (CBOR
+   or JSON) `Throttling`, query protocol the XML `<ErrorResponse>` with
+   `Throttling`, EC2 HTTP 503 `RequestLimitExceeded`, other REST services
+   (Lambda) HTTP 429 `TooManyRequestsException`. `/moto-api/` and
+   `/_turbulence/` are never throttled; moto's own Step Functions engine
+   calls the other services over HTTP, so its calls can be throttled too.
+
+Usage of 4: put a rule on the default bus with a pattern on
+`"source": ["aws.states"]`, `"detail-type": ["Step Functions Execution
+Status Change"]` (and `detail.status`, `detail.stateMachineArn`, ...) and a
+Lambda function ARN as target; the function is invoked through watch within
+about two polling periods of the change (`--poll-ms`).
+
+Usage of 5 (JSON in and out; `operation` optional, `count` >= 0; a new POST
+for the same service and operation replaces that rule):
+
+    t=$TURBULENCE_ENDPOINT/_turbulence/throttle   # from .local-stack/env
+    curl -X POST $t -d '{"service": "ecs", "operation": "DescribeServices", "count": 4}'
+    curl $t         # {"rules": [{"service": "ecs", "operation":
+                    #   "DescribeServices", "remaining": 1, "throttled": 3}]}
+    curl -X DELETE $t                             # {"cleared": 1}
 
 Run with the venv's python (`.tools/venv/bin/python local/stack.py`). Prints
 `ready <endpoint>` on stdout once usable; stops on SIGTERM/SIGINT. Listens on
@@ -26,10 +67,13 @@ loopback only and only ever talks to loopback.
 from __future__ import annotations
 
 import argparse
+import datetime
+import io
 import ipaddress
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -38,6 +82,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 LOG = logging.getLogger("turbulence-local")
@@ -384,8 +430,303 @@ def cbor_encode(value: Any) -> bytes:
     return bytes(out)
 
 
+# --------------------------------------------------------------------------
+# Injected throttling
+# --------------------------------------------------------------------------
+
+THROTTLE_PATH = "/_turbulence/throttle"
+THROTTLE_MESSAGE = "Rate exceeded (injected by turbulence-local)"
+# Names a rule may use for a service besides its SigV4 signing name.
+SERVICE_ALIASES = {
+    "cloudwatch": "monitoring",
+    "stepfunctions": "states",
+    "sfn": "states",
+    "eventbridge": "events",
+}
+# X-Amz-Target prefix -> signing name, for requests with no credential scope.
+TARGET_SERVICES = {
+    "AmazonEC2ContainerServiceV20141113": "ecs",
+    "AmazonSSM": "ssm",
+    "AWSStepFunctions": "states",
+    "AmazonSQS": "sqs",
+    "AWSEvents": "events",
+    "AnyScaleFrontendService": "application-autoscaling",
+    "GraniteServiceVersion20100801": "monitoring",
+    "Logs_20140328": "logs",
+}
+# The throttling error code of a service, where it is not ThrottlingException
+# (JSON protocols) or Throttling (query protocol).
+THROTTLE_CODES = {"monitoring": "Throttling", "ec2": "RequestLimitExceeded"}
+CREDENTIAL_SCOPE = re.compile(r"Credential=[^/\s,]+/\d{8}/[^/\s,]+/([^/\s,]+)/aws4_request")
+LAMBDA_INVOKE_PATH = re.compile(r"^/2015-03-31/functions/[^/]+/invocations/?$")
+
+
+@dataclass
+class ThrottleRule:
+    service: str
+    operation: str | None
+    remaining: int
+    throttled: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "operation": self.operation,
+            "remaining": self.remaining,
+            "throttled": self.throttled,
+        }
+
+
+@dataclass
+class AwsRequest:
+    """What the throttler needs to know of one request."""
+
+    service: str
+    operation: str | None
+    # "cbor", "json", "query", "ec2" or "rest"
+    protocol: str
+    content_type: str
+
+
+def canonical_service(name: str) -> str:
+    name = name.strip().lower()
+    return SERVICE_ALIASES.get(name, name)
+
+
+def request_service(environ: dict[str, Any]) -> str | None:
+    """The SigV4 signing name of a request (its credential scope), else a
+    guess from X-Amz-Target or the rpc-v2-cbor path."""
+    found = CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    if found:
+        return found.group(1).lower()
+    query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+    credential = (query.get("X-Amz-Credential") or [""])[0].split("/")
+    if len(credential) == 5:
+        return credential[3].lower()
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return TARGET_SERVICES.get(target.split(".", 1)[0])
+    parts = environ.get("PATH_INFO", "").strip("/").split("/")
+    if len(parts) == 4 and parts[0] == "service" and parts[1] in CBOR_SERVICES:
+        return TARGET_SERVICES.get(parts[1])
+    return None
+
+
+def identify_request(environ: dict[str, Any], service: str) -> AwsRequest:
+    """Operation and protocol. Reads (and puts back) a form body to find the
+    query protocol's Action."""
+    content_type = environ.get("CONTENT_TYPE", "")
+    parts = environ.get("PATH_INFO", "").strip("/").split("/")
+    if (
+        environ.get("HTTP_SMITHY_PROTOCOL", "") == "rpc-v2-cbor"
+        and len(parts) == 4
+        and parts[0] == "service"
+        and parts[2] == "operation"
+    ):
+        return AwsRequest(service, parts[3], "cbor", content_type)
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return AwsRequest(service, target.rsplit(".", 1)[-1], "json", content_type)
+    protocol = "ec2" if service == "ec2" else "query"
+    query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+    if "Action" in query:
+        return AwsRequest(service, query["Action"][0], protocol, content_type)
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length > 0 else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        form = urllib.parse.parse_qs(raw.decode("utf-8", "replace"))
+        return AwsRequest(service, (form.get("Action") or [None])[0], protocol, content_type)
+    operation = None
+    if service == "lambda" and LAMBDA_INVOKE_PATH.match(environ.get("PATH_INFO", "")):
+        operation = "Invoke"
+    return AwsRequest(service, operation, "rest", content_type)
+
+
+def throttling_answer(request: AwsRequest) -> tuple[str, list[tuple[str, str]], bytes]:
+    """(status, headers, body) of the throttling error the AWS SDKs expect
+    from this service's protocol."""
+    request_id = str(uuid.uuid4())
+    default = "Throttling" if request.protocol in ("query", "ec2") else "ThrottlingException"
+    code = THROTTLE_CODES.get(request.service, default)
+    headers = [("x-amzn-RequestId", request_id)]
+    if request.protocol == "cbor":
+        body = cbor_encode({"__type": code, "message": THROTTLE_MESSAGE})
+        headers += [
+            ("Content-Type", "application/cbor"),
+            ("smithy-protocol", "rpc-v2-cbor"),
+            # awsQueryCompatible services (CloudWatch) take the code from here.
+            ("x-amzn-query-error", f"{code};Sender"),
+        ]
+        status = "400 Bad Request"
+    elif request.protocol == "json":
+        body = json.dumps({"__type": code, "message": THROTTLE_MESSAGE}).encode()
+        content_type = request.content_type
+        if not content_type.startswith("application/x-amz-json-"):
+            content_type = "application/x-amz-json-1.1"
+        headers += [
+            ("Content-Type", content_type),
+            ("x-amzn-ErrorType", code),
+            ("x-amzn-query-error", f"{code};Sender"),
+        ]
+        status = "400 Bad Request"
+    elif request.protocol == "ec2":
+        body = (
+            f"<Response><Errors><Error><Code>{code}</Code>"
+            f"<Message>{THROTTLE_MESSAGE}</Message></Error></Errors>"
+            f"<RequestID>{request_id}</RequestID></Response>"
+        ).encode()
+        headers.append(("Content-Type", "text/xml"))
+        status = "503 Service Unavailable"
+    elif request.protocol == "query":
+        body = (
+            '<ErrorResponse xmlns="http://turbulence.local/doc/">'
+            f"<Error><Type>Sender</Type><Code>{code}</Code>"
+            f"<Message>{THROTTLE_MESSAGE}</Message></Error>"
+            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+        ).encode()
+        headers.append(("Content-Type", "text/xml"))
+        status = "400 Bad Request"
+    else:
+        # REST JSON (Lambda): the code travels in X-Amzn-ErrorType.
+        code = "TooManyRequestsException"
+        body = json.dumps(
+            {
+                "__type": code,
+                "Type": "User",
+                "message": THROTTLE_MESSAGE,
+                "Reason": "CallerRateLimitExceeded",
+            }
+        ).encode()
+        headers += [("Content-Type", "application/json"), ("x-amzn-ErrorType", code)]
+        status = "429 Too Many Requests"
+    headers.append(("Content-Length", str(len(body))))
+    return status, headers, body
+
+
+class Throttler:
+    """WSGI middleware: answers the next `count` requests of a service (and
+    operation) with a throttling error; `/_turbulence/throttle` arms it."""
+
+    def __init__(self, app: Any):
+        self.app = app
+        self.lock = threading.Lock()
+        # (service, operation in lower case or None) -> rule
+        self.rules: dict[tuple[str, str | None], ThrottleRule] = {}
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.rstrip("/") == THROTTLE_PATH:
+            return self.control(environ, start_response)
+        if path.startswith(("/moto-api/", "/_turbulence/")) or not self.armed():
+            return self.app(environ, start_response)
+        service = request_service(environ)
+        if service is None or not self.armed(service):
+            return self.app(environ, start_response)
+        request = identify_request(environ, service)
+        rule = self.take(request)
+        if rule is None:
+            return self.app(environ, start_response)
+        LOG.info(
+            "throttled %s %s (rule %s/%s: %d left)",
+            request.service,
+            request.operation or "?",
+            rule.service,
+            rule.operation or "*",
+            rule.remaining,
+        )
+        status, headers, body = throttling_answer(request)
+        start_response(status, headers)
+        return [body]
+
+    def armed(self, service: str | None = None) -> bool:
+        return any(
+            rule.remaining > 0 and (service is None or rule.service == service)
+            for rule in list(self.rules.values())
+        )
+
+    def take(self, request: AwsRequest) -> ThrottleRule | None:
+        """Counts the request against the most specific armed rule; returns a
+        copy of that rule, or None when no rule applies."""
+        keys = [(request.service, None)]
+        if request.operation:
+            keys.insert(0, (request.service, request.operation.lower()))
+        with self.lock:
+            for key in keys:
+                rule = self.rules.get(key)
+                if rule is not None and rule.remaining > 0:
+                    rule.remaining -= 1
+                    rule.throttled += 1
+                    return ThrottleRule(**rule.to_json())
+        return None
+
+    def control(self, environ: dict[str, Any], start_response: Any) -> Any:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method == "GET":
+            with self.lock:
+                rules = [rule.to_json() for rule in self.rules.values()]
+            return json_reply(start_response, "200 OK", {"rules": rules})
+        if method == "DELETE":
+            with self.lock:
+                cleared = len(self.rules)
+                self.rules.clear()
+            LOG.info("throttle: cleared %d rule(s)", cleared)
+            return json_reply(start_response, "200 OK", {"cleared": cleared})
+        if method != "POST":
+            return json_reply(
+                start_response, "405 Method Not Allowed", {"message": "GET, POST or DELETE"}
+            )
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = json.loads(environ["wsgi.input"].read(length) if length > 0 else b"")
+            rule = parse_throttle_rule(body)
+        except ValueError as err:
+            return json_reply(start_response, "400 Bad Request", {"message": str(err)})
+        key = (rule.service, rule.operation.lower() if rule.operation else None)
+        with self.lock:
+            self.rules[key] = rule
+        LOG.info(
+            "throttle: next %d %s/%s request(s)",
+            rule.remaining,
+            rule.service,
+            rule.operation or "*",
+        )
+        return json_reply(start_response, "200 OK", rule.to_json())
+
+
+def parse_throttle_rule(body: Any) -> ThrottleRule:
+    """`{"service": "ecs", "operation": "DescribeServices", "count": 4}`;
+    raises ValueError on anything else."""
+    if not isinstance(body, dict):
+        raise ValueError('expected {"service": ..., "operation": ..., "count": ...}')
+    unknown = set(body) - {"service", "operation", "count"}
+    if unknown:
+        raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    service = body.get("service")
+    operation = body.get("operation")
+    count = body.get("count")
+    if not isinstance(service, str) or not service.strip():
+        raise ValueError("service: a non-empty string (the SigV4 signing name, e.g. ecs)")
+    if operation is not None and (not isinstance(operation, str) or not operation.strip()):
+        raise ValueError("operation: a non-empty string or absent (any operation)")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise ValueError("count: an integer >= 0")
+    return ThrottleRule(
+        canonical_service(service), operation.strip() if operation else None, count
+    )
+
+
+def json_reply(start_response: Any, status: str, body: Any) -> list[bytes]:
+    data = json.dumps(body).encode()
+    start_response(
+        status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    )
+    return [data]
+
+
 class MotoServer:
-    """moto's ThreadedMotoServer, plus the CBOR translator in front."""
+    """moto's ThreadedMotoServer, plus the CBOR translator and the throttler
+    in front."""
 
     def __init__(self, host: str, port: int):
         from moto.moto_server.werkzeug_app import (
@@ -395,7 +736,7 @@ class MotoServer:
         )
         from werkzeug.serving import make_server
 
-        app = CborTranslator(DomainDispatcherApplication(create_backend_app))
+        app = Throttler(CborTranslator(DomainDispatcherApplication(create_backend_app)))
         self.server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
         self.thread = threading.Thread(target=self.server.serve_forever, name="moto", daemon=True)
 
@@ -590,6 +931,287 @@ def service_mode(service: Any) -> str:
 
 
 # --------------------------------------------------------------------------
+# Step Functions status change events -> EventBridge rules -> Lambda
+# --------------------------------------------------------------------------
+
+SFN_DETAIL_TYPE = "Step Functions Execution Status Change"
+SFN_TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+LAMBDA_FUNCTION_ARN = re.compile(
+    r"^arn:aws[a-z-]*:lambda:(?P<region>[^:]+):(?P<account>\d+):function:(?P<name>[^:]+)"
+    r"(?::(?P<qualifier>[^:]+))?$"
+)
+
+
+class ExecutionEvents:
+    """Emits the "Step Functions Execution Status Change" events moto's Step
+    Functions does not, and delivers them to the Lambda targets of matching
+    rules on the default bus, which moto's EventBridge does not.
+
+    Polls moto's backends in-process, like the Reconciler. A terminal status
+    is delivered one period after it is first seen: moto writes the status
+    before the output, error and cause."""
+
+    def __init__(self, forwarder: LambdaForwarder, poll_s: float):
+        self.forwarder = forwarder
+        self.poll_s = poll_s
+        self.started_at = datetime.datetime.now(datetime.timezone.utc)
+        # execution ARN -> last status handled
+        self.seen: dict[str, str] = {}
+        # execution ARN -> terminal status seen on the previous tick
+        self.settling: dict[str, str] = {}
+        self.delivered: set[tuple[str, str]] = set()
+        self.warned: set[str] = set()
+        self.stop_event = threading.Event()
+        self.last_error = ""
+        self.thread = threading.Thread(target=self.run, name="sfn-events", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=5)
+
+    def run(self) -> None:
+        while not self.stop_event.wait(self.poll_s):
+            try:
+                self.tick()
+                self.last_error = ""
+            except Exception as err:  # noqa: BLE001 - keep the watcher alive
+                # Requests change moto's lists and dicts under us; the next
+                # tick sees a consistent view again.
+                message = f"{type(err).__name__}: {err}"
+                if message != self.last_error:
+                    LOG.warning("sfn events tick failed: %s", message)
+                self.last_error = message
+
+    def tick(self) -> None:
+        for execution in sfn_executions():
+            self.observe(execution)
+
+    def observe(self, execution: Any) -> None:
+        arn = getattr(execution, "execution_arn", None)
+        status = execution_status(execution)
+        if not arn or not status:
+            return
+        if arn not in self.seen:
+            if not self.is_new(execution):
+                # Started before we looked: its past changes are not ours to
+                # announce; its future ones are.
+                self.seen[arn] = status
+                return
+            # Every execution starts RUNNING, even one seen finished already.
+            self.seen[arn] = "RUNNING"
+            self.emit(execution, "RUNNING")
+        if status == self.seen[arn]:
+            self.settling.pop(arn, None)
+            return
+        if status in SFN_TERMINAL and self.settling.get(arn) != status:
+            self.settling[arn] = status
+            return
+        self.settling.pop(arn, None)
+        self.seen[arn] = status
+        self.emit(execution, status)
+
+    def is_new(self, execution: Any) -> bool:
+        started = as_utc(getattr(execution, "start_date", None))
+        return started is not None and started >= self.started_at
+
+    def emit(self, execution: Any, status: str) -> None:
+        arn = execution.execution_arn
+        if (arn, status) in self.delivered:
+            return
+        self.delivered.add((arn, status))
+        event = sfn_status_event(execution, status)
+        for rule, target, function in self.lambda_targets(event):
+            LOG.info(
+                "sfn event %s %s -> rule %s -> lambda %s",
+                status,
+                arn,
+                rule.name,
+                function.group("name"),
+            )
+            threading.Thread(
+                target=self.invoke,
+                args=(function, self.payload(rule, target, event)),
+                name="sfn-event-invoke",
+                daemon=True,
+            ).start()
+
+    def lambda_targets(self, event: dict[str, Any]) -> list[tuple[Any, dict[str, Any], Any]]:
+        """(rule, target, function ARN match) of every Lambda target of every
+        enabled rule on the default bus that matches the event."""
+        from moto.events.models import events_backends
+
+        # Never create backends: no events backend there means no rules.
+        per_account = dict.get(events_backends, event["account"]) or {}
+        backend = dict.get(per_account, event["region"])
+        bus = backend.event_buses.get("default") if backend is not None else None
+        if bus is None:
+            return []
+        matched = []
+        for rule in list(bus.rules.values()):
+            try:
+                if not rule_matches(rule, event):
+                    continue
+            except Exception as err:  # noqa: BLE001 - one bad rule must not hide the others
+                self.warn_once(f"pattern:{rule.arn}", "rule %s: cannot match: %s", rule.name, err)
+                continue
+            for target in list(rule.targets):
+                function = LAMBDA_FUNCTION_ARN.match(str(target.get("Arn", "")))
+                if function is not None:
+                    matched.append((rule, target, function))
+                else:
+                    self.warn_once(
+                        f"target:{rule.arn}:{target.get('Id')}",
+                        "rule %s: target %s is not a Lambda function; "
+                        "Step Functions events are not delivered to it",
+                        rule.name,
+                        target.get("Arn"),
+                    )
+        return matched
+
+    def payload(self, rule: Any, target: dict[str, Any], event: dict[str, Any]) -> bytes:
+        if target.get("Input") is not None:
+            return str(target["Input"]).encode()
+        for key in ("InputPath", "InputTransformer"):
+            if target.get(key):
+                self.warn_once(
+                    key,
+                    "rule %s target %s: %s is not supported locally; sending the whole event",
+                    rule.name,
+                    target.get("Id"),
+                    key,
+                )
+        return json.dumps(event).encode()
+
+    def invoke(self, function: re.Match[str], payload: bytes) -> None:
+        """An asynchronous (`Event`) invocation of a rule's Lambda target."""
+        try:
+            from moto.awslambda.utils import get_backend
+
+            fn = get_backend(function.group("account"), function.group("region")).get_function(
+                function.group("name"), function.group("qualifier")
+            )
+        except Exception as err:  # noqa: BLE001 - EventBridge only logs it
+            LOG.warning("sfn event: lambda target %s: %s", function.group(0), err)
+            return
+        _forward_quietly(self.forwarder, fn.function_name, payload)
+
+    def warn_once(self, key: str, message: str, *args: Any) -> None:
+        if key not in self.warned:
+            self.warned.add(key)
+            LOG.warning(message, *args)
+
+
+def rule_matches(rule: Any, event: dict[str, Any]) -> bool:
+    """An ENABLED rule with an event pattern that matches the event (moto
+    keeps a parsed EventPattern; a JSON string is parsed here)."""
+    from moto.events.models import EventPattern
+
+    if not str(rule.state or "").startswith("ENABLED"):
+        return False
+    pattern = rule.event_pattern
+    if isinstance(pattern, (str, bytes)):
+        pattern = EventPattern.load(pattern if isinstance(pattern, str) else pattern.decode())
+    if pattern is None or not pattern.get_pattern():
+        return False  # a schedule rule: no pattern, matches no event
+    return bool(pattern.matches_event(event))
+
+
+def sfn_executions() -> list[Any]:
+    """Every execution in moto's Step Functions backends (the engine's, used
+    with execute_state_machine, and the mock's), never creating a backend."""
+    from moto.stepfunctions.models import stepfunctions_backends
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    executions: list[Any] = []
+    for backends in (stepfunctions_parser_backends, stepfunctions_backends):
+        for per_account in list(dict.values(backends)):
+            for backend in list(dict.values(per_account)):
+                for machine in list(backend.state_machines):
+                    executions.extend(list(machine.executions))
+                    for version in list(getattr(machine, "versions", {}).values()):
+                        executions.extend(list(version.executions))
+    return executions
+
+
+def execution_status(execution: Any) -> str | None:
+    if hasattr(execution, "exec_status"):  # the engine's: an enum, None until started
+        status = execution.exec_status
+        return None if status is None else str(getattr(status, "value", status))
+    status = getattr(execution, "status", None)
+    return str(status) if status else None
+
+
+def as_utc(value: Any) -> datetime.datetime | None:
+    if isinstance(value, str):
+        try:
+            value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if not isinstance(value, datetime.datetime):
+        return None
+    if value.tzinfo is None:  # moto's utcnow() is naive UTC
+        return value.replace(tzinfo=datetime.timezone.utc)
+    return value.astimezone(datetime.timezone.utc)
+
+
+def epoch_ms(value: Any) -> int | None:
+    moment = as_utc(value)
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+def sfn_status_event(execution: Any, status: str) -> dict[str, Any]:
+    """The event Step Functions puts on the default bus for `status`."""
+    machine = getattr(execution, "state_machine", None)
+    machine_arn = getattr(machine, "source_arn", None) or execution.state_machine_arn
+    if hasattr(execution, "input_data"):  # the engine keeps it parsed
+        execution_input = json.dumps(execution.input_data, separators=(",", ":"))
+    else:
+        execution_input = str(getattr(execution, "execution_input", None) or "{}")
+    terminal = status in SFN_TERMINAL
+    output = None
+    if status == "SUCCEEDED":
+        value = getattr(execution, "output", None)
+        if hasattr(execution, "exec_status") or not isinstance(value, str):
+            output = json.dumps(value, separators=(",", ":"))  # the engine's: parsed
+        else:
+            output = value
+    stop_date = epoch_ms(getattr(execution, "stop_date", None)) if terminal else None
+    start_date = epoch_ms(getattr(execution, "start_date", None))
+    when = as_utc(getattr(execution, "stop_date", None) if terminal else None)
+    when = when or as_utc(getattr(execution, "start_date", None))
+    when = when or datetime.datetime.now(datetime.timezone.utc)
+    error = getattr(execution, "error", None) if terminal else None
+    cause = getattr(execution, "cause", None) if terminal else None
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": SFN_DETAIL_TYPE,
+        "source": "aws.states",
+        "account": str(execution.account_id),
+        "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": str(execution.region_name),
+        "resources": [execution.execution_arn],
+        "detail": {
+            "executionArn": execution.execution_arn,
+            "stateMachineArn": machine_arn,
+            "name": execution.name,
+            "status": status,
+            "startDate": start_date,
+            "stopDate": stop_date,
+            "input": execution_input,
+            "output": output,
+            "inputDetails": {"included": True},
+            "outputDetails": {"included": True} if output is not None else None,
+            "error": error or None,
+            "cause": cause or None,
+        },
+    }
+
+
+# --------------------------------------------------------------------------
 # Start-up
 # --------------------------------------------------------------------------
 
@@ -658,7 +1280,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="how long one forwarded invocation may take (a wait chunk is up to 15 min)",
     )
     p.add_argument("--region", default="us-east-1")
-    p.add_argument("--poll-ms", type=int, default=200, help="reconciler period")
+    p.add_argument(
+        "--poll-ms", type=int, default=200, help="reconciler and sfn event watcher period"
+    )
     p.add_argument("--scale-up-delay-ms", type=int, default=1000)
     p.add_argument("--verbose", action="store_true", help="log every HTTP request")
     args = p.parse_args(argv)
@@ -701,7 +1325,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from moto.core import DEFAULT_ACCOUNT_ID
 
-    install_lambda_forwarding(LambdaForwarder(args.lambda_url, args.lambda_timeout_s))
+    forwarder = LambdaForwarder(args.lambda_url, args.lambda_timeout_s)
+    install_lambda_forwarding(forwarder)
 
     host_in_url = f"[{args.host}]" if ":" in args.host else args.host
     endpoint = f"http://{host_in_url}:{args.port}"
@@ -722,6 +1347,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     reconciler = None
+    events = None
     try:
         # Execution must be on before state machines are created, and the
         # no-docker Lambda backend before functions are created.
@@ -748,8 +1374,10 @@ def main(argv: list[str] | None = None) -> int:
             scale_up_delay_s=args.scale_up_delay_ms / 1000.0,
         )
         reconciler.start()
+        events = ExecutionEvents(forwarder, poll_s=args.poll_ms / 1000.0)
+        events.start()
         LOG.info(
-            "moto on %s, lambda -> %s, reconciler every %d ms",
+            "moto on %s, lambda -> %s, reconciler and sfn events every %d ms",
             endpoint,
             args.lambda_url,
             args.poll_ms,
@@ -761,6 +1389,8 @@ def main(argv: list[str] | None = None) -> int:
         LOG.error("start-up failed: %s", err)
         return 1
     finally:
+        if events is not None:
+            events.stop()
         if reconciler is not None:
             reconciler.stop()
         server.stop()

@@ -5,11 +5,13 @@
 
 Starts stack.py on a free loopback port with a fake `cargo lambda watch` (an
 HTTP server on another loopback port) and checks the forwarding, the error
-mapping through Step Functions, and the ECS scheduler/autoscaling stand-in.
+mapping through Step Functions, the ECS scheduler/autoscaling stand-in, the
+Step Functions status events to Lambda rule targets, and injected throttling.
 """
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import os
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import uuid
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -121,7 +124,16 @@ class Stack:
         assert ready == f"ready {self.endpoint}", ready
         config = Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=30)
         self.clients: dict[str, Any] = {}
-        for service in ("lambda", "iam", "stepfunctions", "ecs", "application-autoscaling", "ec2"):
+        for service in (
+            "lambda",
+            "iam",
+            "stepfunctions",
+            "ecs",
+            "application-autoscaling",
+            "ec2",
+            "events",
+            "ssm",
+        ):
             self.clients[service] = boto3.client(
                 service,
                 endpoint_url=self.endpoint,
@@ -488,6 +500,432 @@ def test_off_leaves_service_alone() -> None:
     assert describe_service(cluster, service)["desiredCount"] == 0
 
 
+# --------------------------------------------------------------------------
+# Step Functions status events -> EventBridge -> Lambda
+# --------------------------------------------------------------------------
+
+
+def load_stack_module() -> Any:
+    """local/stack.py as a module, for the tests that need no server."""
+    import importlib.util
+
+    name = "turbulence_local_stack"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, os.path.join(HERE, "stack.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def calls_to(name: str) -> list[Any]:
+    return [body for called, body in list(stack().watch.calls) if called == name]
+
+
+def create_machine(definition: dict[str, Any]) -> str:
+    return stack()["stepfunctions"].create_state_machine(
+        name=unique("sm"),
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+
+
+def test_sfn_abort_event_reaches_lambda_target() -> None:
+    s = stack()
+    sfn, events = s["stepfunctions"], s["events"]
+    on_abort = unique("on-abort")
+    on_abort_arn = create_function(on_abort)
+    waiting = create_machine(
+        {
+            "StartAt": "Wait",
+            "States": {
+                "Wait": {"Type": "Wait", "Seconds": 30, "Next": "Done"},
+                "Done": {"Type": "Succeed"},
+            },
+        }
+    )
+    execution = sfn.start_execution(
+        stateMachineArn=waiting, name=unique("run"), input=json.dumps({"n": 7})
+    )["executionArn"]
+    rule = unique("sfn-failures")
+    events.put_rule(
+        Name=rule,
+        EventPattern=json.dumps(
+            {
+                "source": ["aws.states"],
+                "detail-type": ["Step Functions Execution Status Change"],
+                "detail": {"status": ["ABORTED", "FAILED", "TIMED_OUT"]},
+            }
+        ),
+    )
+    events.put_targets(
+        Rule=rule,
+        Targets=[
+            {"Id": "handler", "Arn": on_abort_arn},
+            # Not a Lambda function: skipped (logged), without harm to the other.
+            {"Id": "queue", "Arn": f"arn:aws:sqs:{REGION}:123456789012:{unique('q')}"},
+        ],
+    )
+    # A pass-only machine: its RUNNING and SUCCEEDED events must not reach
+    # that target, but do reach those of a rule on SUCCEEDED for the machine.
+    passing = create_machine(
+        {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"ok": 1}, "End": True}}}
+    )
+    on_success = unique("on-success")
+    fixed = unique("fixed-input")
+    success_rule = unique("sfn-success")
+    events.put_rule(
+        Name=success_rule,
+        EventPattern=json.dumps(
+            {
+                "source": ["aws.states"],
+                "detail": {"status": ["SUCCEEDED"], "stateMachineArn": [passing]},
+            }
+        ),
+    )
+    events.put_targets(
+        Rule=success_rule,
+        Targets=[
+            {"Id": "whole-event", "Arn": create_function(on_success)},
+            {"Id": "fixed", "Arn": create_function(fixed), "Input": '{"fixed": true}'},
+        ],
+    )
+    time.sleep(0.5)  # the watcher sees the execution RUNNING first
+    assert calls_to(on_abort) == [], calls_to(on_abort)
+
+    sfn.stop_execution(executionArn=execution)
+    wait_until(
+        "ABORTED",
+        lambda: sfn.describe_execution(executionArn=execution)["status"] == "ABORTED",
+        timeout_s=5,
+    )
+    passed = sfn.start_execution(stateMachineArn=passing, name=unique("ok"))["executionArn"]
+    wait_until(
+        "SUCCEEDED",
+        lambda: sfn.describe_execution(executionArn=passed)["status"] == "SUCCEEDED",
+        timeout_s=5,
+    )
+    (event,) = wait_until("the ABORTED event at the target", lambda: calls_to(on_abort), 5)
+    success = wait_until("the SUCCEEDED event", lambda: calls_to(on_success), 5)
+    assert wait_until("the fixed input", lambda: calls_to(fixed), 5) == [{"fixed": True}]
+    time.sleep(1.0)  # ten polling periods: nothing more may come
+    assert calls_to(on_abort) == [event], calls_to(on_abort)
+    assert len(calls_to(on_success)) == 1 and len(calls_to(fixed)) == 1
+
+    described = sfn.describe_execution(executionArn=execution)
+    assert event["source"] == "aws.states", event
+    assert event["detail-type"] == "Step Functions Execution Status Change", event
+    assert event["version"] == "0" and event["region"] == REGION, event
+    assert event["account"] == execution.split(":")[4], event
+    assert event["resources"] == [execution], event
+    assert event["time"].endswith("Z"), event
+    detail = event["detail"]
+    assert detail["executionArn"] == execution, detail
+    assert detail["stateMachineArn"] == waiting, detail
+    assert detail["name"] == described["name"], detail
+    assert detail["status"] == "ABORTED", detail
+    assert detail["startDate"] == int(described["startDate"].timestamp() * 1000), detail
+    assert isinstance(detail["stopDate"], int) and detail["stopDate"] >= detail["startDate"]
+    assert json.loads(detail["input"]) == {"n": 7}, detail
+    assert detail["output"] is None and detail["outputDetails"] is None, detail
+    assert detail["inputDetails"] == {"included": True}, detail
+    assert detail["error"] is None and detail["cause"] is None, detail
+
+    (succeeded,) = success
+    assert succeeded["detail"]["status"] == "SUCCEEDED", succeeded
+    assert succeeded["detail"]["executionArn"] == passed, succeeded
+    assert json.loads(succeeded["detail"]["output"]) == {"ok": 1}, succeeded
+    assert succeeded["detail"]["outputDetails"] == {"included": True}, succeeded
+
+
+class FakeExecution:
+    """The attributes the watcher reads of moto's engine executions."""
+
+    def __init__(self, arn: str, status: str, started: Any):
+        self.execution_arn = arn
+        self.exec_status = types.SimpleNamespace(value=status)
+        self.start_date = started
+        self.stop_date = None
+        self.state_machine_arn = "arn:aws:states:us-east-1:123456789012:stateMachine:m"
+        self.name = arn.rsplit(":", 1)[-1]
+        self.account_id = "123456789012"
+        self.region_name = REGION
+        self.input_data: Any = {}
+        self.output: Any = None
+        self.error = self.cause = None
+
+    def set(self, status: str) -> None:
+        self.exec_status = types.SimpleNamespace(value=status)
+
+
+def test_sfn_events_only_for_changes_seen() -> None:
+    """No server: what the watcher emits for what it observes, tick by tick."""
+    module = load_stack_module()
+    emitted: list[tuple[str, str]] = []
+
+    class Recording(module.ExecutionEvents):  # type: ignore[name-defined,misc]
+        def emit(self, execution: Any, status: str) -> None:
+            key = (execution.execution_arn.rsplit(":", 1)[-1], status)
+            if key not in self.delivered:
+                self.delivered.add(key)
+                emitted.append(key)
+
+    watcher = Recording(forwarder=None, poll_s=0.2)
+    before = watcher.started_at - datetime.timedelta(seconds=5)
+    after = watcher.started_at + datetime.timedelta(milliseconds=10)
+    arn = "arn:aws:states:us-east-1:123456789012:execution:m:"
+    old_done = FakeExecution(arn + "old-done", "SUCCEEDED", before)
+    old_running = FakeExecution(arn + "old-running", "RUNNING", before)
+    quick = FakeExecution(arn + "quick", "FAILED", after)
+    slow = FakeExecution(arn + "slow", "RUNNING", after)
+    everything = [old_done, old_running, quick, slow]
+
+    def tick() -> None:
+        for execution in everything:
+            watcher.observe(execution)
+
+    tick()
+    # Old executions are silent; new ones start RUNNING; a terminal status
+    # waits one tick (moto writes output, error and cause after it).
+    assert emitted == [("quick", "RUNNING"), ("slow", "RUNNING")], emitted
+    tick()
+    assert emitted[2:] == [("quick", "FAILED")], emitted
+    old_running.set("ABORTED")
+    slow.set("SUCCEEDED")
+    tick()
+    assert emitted[3:] == [], emitted
+    tick()
+    assert sorted(emitted[3:]) == [("old-running", "ABORTED"), ("slow", "SUCCEEDED")], emitted
+    for _ in range(3):
+        tick()
+    assert len(emitted) == 5, emitted
+    # The event itself, for a failed execution.
+    quick.error, quick.cause = "BoomError", "it broke"
+    quick.stop_date = after + datetime.timedelta(seconds=1)
+    event = module.sfn_status_event(quick, "FAILED")
+    assert event["detail"]["error"] == "BoomError" and event["detail"]["cause"] == "it broke"
+    assert event["detail"]["stopDate"] - event["detail"]["startDate"] == 1000, event
+    assert event["detail"]["output"] is None and event["detail"]["input"] == "{}", event
+    assert event["resources"] == [quick.execution_arn], event
+    # Rule patterns: moto's parsed EventPattern or a JSON string.
+    from moto.events.models import EventPattern
+
+    failed = '{"source": ["aws.states"], "detail": {"status": ["FAILED"]}}'
+    aborted = '{"source": ["aws.states"], "detail": {"status": ["ABORTED"]}}'
+    for pattern, state, matches in (
+        (failed, "ENABLED", True),
+        (EventPattern.load(failed), "ENABLED", True),
+        (aborted, "ENABLED", False),
+        (failed, "DISABLED", False),
+        (EventPattern.load(None), "ENABLED", False),  # a schedule rule
+    ):
+        rule = types.SimpleNamespace(state=state, event_pattern=pattern)
+        assert module.rule_matches(rule, event) is matches, (pattern, state)
+
+
+# --------------------------------------------------------------------------
+# Injected throttling
+# --------------------------------------------------------------------------
+
+
+def throttle(method: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(
+        stack().endpoint + "/_turbulence/throttle",
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def single_attempt(service: str) -> Any:
+    """A client that never retries. botocore's `retries.max_attempts` counts
+    retries (so the stack's clients retry once); `total_max_attempts` counts
+    attempts."""
+    return boto3.client(
+        service,
+        endpoint_url=stack().endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=30),
+    )
+
+
+def error_code(call: Callable[[], Any]) -> str | None:
+    """The error code `call` fails with, None if it succeeds."""
+    from botocore.exceptions import ClientError
+
+    try:
+        call()
+    except ClientError as err:
+        return str(err.response["Error"]["Code"])
+    return None
+
+
+class no_throttles:
+    """Clears every throttle rule on entry and on exit, so that a failing
+    test leaves none armed for the next ones."""
+
+    def __enter__(self) -> None:
+        assert throttle("DELETE")[0] == 200
+
+    def __exit__(self, *_exc: Any) -> None:
+        throttle("DELETE")
+
+
+def arm(service: str, count: int, operation: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"service": service, "count": count}
+    if operation is not None:
+        body["operation"] = operation
+    status, rule = throttle("POST", body)
+    assert status == 200, rule
+    return rule
+
+
+def throttle_rules() -> list[dict[str, Any]]:
+    status, body = throttle("GET")
+    assert status == 200, body
+    return body["rules"]
+
+
+def test_throttle_ssm_and_ecs() -> None:
+    with no_throttles():
+        s = stack()
+        ssm = single_attempt("ssm")
+        name = unique("/turbulence/param")
+        ssm.put_parameter(Name=name, Value="v", Type="String")
+        rule = arm("ssm", 2, "GetParameter")
+        assert rule == {
+            "service": "ssm",
+            "operation": "GetParameter",
+            "remaining": 2,
+            "throttled": 0,
+        }, rule
+        codes = [error_code(lambda: ssm.get_parameter(Name=name)) for _ in range(3)]
+        assert codes == ["ThrottlingException", "ThrottlingException", None], codes
+        assert throttle_rules() == [
+            {"service": "ssm", "operation": "GetParameter", "remaining": 0, "throttled": 2}
+        ]
+        # A client that retries (botocore's standard mode retries throttling)
+        # gets through; a new POST replaces the rule.
+        arm("ssm", 1, "GetParameter")
+        assert s["ssm"].get_parameter(Name=name)["Parameter"]["Value"] == "v"
+        assert throttle_rules()[0]["throttled"] == 1
+
+        ecs = single_attempt("ecs")
+        arm("ecs", 2, "ListClusters")
+        # Another operation of the service goes through.
+        assert error_code(lambda: ecs.list_task_definitions()) is None
+        codes = [error_code(lambda: ecs.list_clusters()) for _ in range(3)]
+        assert codes == ["ThrottlingException", "ThrottlingException", None], codes
+        # Without an operation: any operation of the service.
+        arm("ecs", 1)
+        assert error_code(lambda: ecs.list_task_definitions()) == "ThrottlingException"
+        assert error_code(lambda: ecs.list_task_definitions()) is None
+        rules = {(r["service"], r["operation"]): r for r in throttle_rules()}
+        assert rules[("ecs", "ListClusters")]["throttled"] == 2, rules
+        assert rules[("ecs", None)] == {
+            "service": "ecs",
+            "operation": None,
+            "remaining": 0,
+            "throttled": 1,
+        }, rules
+        assert throttle("DELETE") == (200, {"cleared": 3})
+        assert throttle_rules() == []
+
+
+def test_throttle_query_and_rest_protocols() -> None:
+    with no_throttles():
+        iam = single_attempt("iam")  # query protocol (XML errors)
+        arm("iam", 1, "ListRoles")
+        assert error_code(lambda: iam.list_roles()) == "Throttling"
+        assert error_code(lambda: iam.list_roles()) is None
+        name = unique("echo")
+        create_function(name)
+        lam = single_attempt("lambda")  # REST JSON
+        arm("lambda", 1, "Invoke")
+        before = len(calls_to(name))
+        assert error_code(lambda: lam.invoke(FunctionName=name, Payload=b"{}")) == (
+            "TooManyRequestsException"
+        )
+        assert len(calls_to(name)) == before  # never reached the function
+        assert error_code(lambda: lam.invoke(FunctionName=name, Payload=b"{}")) is None
+        assert throttle("DELETE") == (200, {"cleared": 2})
+
+
+def test_throttle_cloudwatch_cbor() -> None:
+    with no_throttles():
+        # "cloudwatch" is accepted for the signing name "monitoring".
+        rule = arm("cloudwatch", 1, "DescribeAlarms")
+        assert rule["service"] == "monitoring", rule
+        status, headers, parsed = cbor_call("DescribeAlarms", {})
+        assert status == 400 and headers.get("smithy-protocol") == "rpc-v2-cbor", (status, headers)
+        assert parsed["Error"]["Code"] == "Throttling", parsed
+        assert headers.get("x-amzn-query-error") == "Throttling;Sender", headers
+        status, _, parsed = cbor_call("DescribeAlarms", {})
+        assert status == 200, parsed
+        assert throttle_rules()[0]["throttled"] == 1
+
+
+def test_throttle_rejects_bad_rules() -> None:
+    with no_throttles():
+        for body in (
+            {"service": "ecs"},
+            {"service": "ecs", "count": -1},
+            {"service": "", "count": 1},
+            {"service": "ecs", "operation": 3, "count": 1},
+            {"service": "ecs", "count": 1, "times": 2},
+        ):
+            status, answer = throttle("POST", body)
+            assert status == 400 and answer["message"], (body, status, answer)
+        assert throttle_rules() == []
+
+
+def test_throttle_answer_bodies() -> None:
+    """No server: each protocol's answer parses as throttling in botocore."""
+    import botocore.session
+    from botocore.parsers import create_parser
+
+    module = load_stack_module()
+    session = botocore.session.get_session()
+    cases = [
+        ("cbor", "monitoring", "cloudwatch", "DescribeAlarms", "Throttling"),
+        ("json", "ssm", "ssm", "GetParameter", "ThrottlingException"),
+        ("json", "ecs", "ecs", "DescribeServices", "ThrottlingException"),
+        ("query", "iam", "iam", "ListRoles", "Throttling"),
+        ("ec2", "ec2", "ec2", "DescribeVpcs", "RequestLimitExceeded"),
+        ("rest", "lambda", "lambda", "Invoke", "TooManyRequestsException"),
+    ]
+    for protocol, service, model_name, operation, code in cases:
+        request = module.AwsRequest(service, operation, protocol, "application/x-amz-json-1.1")
+        status, headers, body = module.throttling_answer(request)
+        model = session.get_service_model(model_name)
+        wire = "smithy-rpc-v2-cbor" if protocol == "cbor" else model.metadata["protocol"]
+        parsed = create_parser(wire).parse(
+            {
+                "body": body,
+                "headers": {k.lower(): v for k, v in headers},
+                "status_code": int(status.split()[0]),
+            },
+            model.operation_model(operation).output_shape,
+        )
+        assert parsed["Error"]["Code"] == code, (protocol, parsed)
+        assert "injected by turbulence-local" in parsed["Error"]["Message"], parsed
+    assert module.cbor_encode({"__type": "Throttling", "message": "m"}) == (
+        b"\xa2\x66__type\x6aThrottling\x67message\x61m"
+    )
+
+
 def test_unreachable_watch_is_a_service_exception() -> None:
     """Runs last: it stops the fake watch. The function never ran, so it is a
     Lambda service error (retryable), not a function error."""
@@ -514,6 +952,13 @@ TESTS = [
     test_autoscaling_restores_min_capacity,
     test_tasks_only_does_not_autoscale,
     test_off_leaves_service_alone,
+    test_sfn_abort_event_reaches_lambda_target,
+    test_sfn_events_only_for_changes_seen,
+    test_throttle_ssm_and_ecs,
+    test_throttle_query_and_rest_protocols,
+    test_throttle_cloudwatch_cbor,
+    test_throttle_rejects_bad_rules,
+    test_throttle_answer_bodies,
     test_unreachable_watch_is_a_service_exception,
 ]
 
