@@ -36,6 +36,8 @@ pub const ENDPOINT_VAR: &str = "TURBULENCE_ENDPOINT";
 /// Tag read by the ECS stand-in in `local/stack.py`.
 pub const RECONCILER_TAG: &str = "turbulence-local:reconciler";
 const REGION: &str = "us-east-1";
+/// moto's default account, which every ARN of the local stack carries.
+const ACCOUNT: &str = "123456789012";
 const LAMBDA_ROLE: &str = "turbulence-local-lambda";
 const STATES_ROLE: &str = "turbulence-local-states";
 /// How long `create_ecs_target` waits for the stand-in to start the tasks.
@@ -97,6 +99,7 @@ pub struct LocalStack {
     iam: aws_sdk_iam::Client,
     autoscaling: aws_sdk_applicationautoscaling::Client,
     ssm: aws_sdk_ssm::Client,
+    events: aws_sdk_eventbridge::Client,
 }
 
 /// One deployed copy of the control plane's state machine and its queue and alarm.
@@ -106,6 +109,8 @@ pub struct Stack {
     pub state_machine_arn: String,
     pub dlq_url: String,
     pub abort_alarm: String,
+    /// This stack's kill switch parameter (not set).
+    pub kill_switch: String,
 }
 
 /// What `create_ecs_target` should create.
@@ -128,8 +133,14 @@ impl EcsTargetSpec {
             desired_count,
             min_capacity: None,
             reconciler: Reconciler::On,
-            tags: Vec::new(),
+            tags: vec![(manifest::OPT_IN_TAG.into(), "true".into())],
         }
+    }
+
+    /// A service that has not opted in to chaos.
+    pub fn without_opt_in(mut self) -> Self {
+        self.tags.retain(|(k, _)| k != manifest::OPT_IN_TAG);
+        self
     }
 }
 
@@ -261,6 +272,7 @@ impl LocalStack {
             iam: aws_sdk_iam::Client::new(&config),
             autoscaling: aws_sdk_applicationautoscaling::Client::new(&config),
             ssm: aws_sdk_ssm::Client::new(&config),
+            events: aws_sdk_eventbridge::Client::new(&config),
         })
     }
 
@@ -308,17 +320,105 @@ impl LocalStack {
         &self.sfn
     }
 
+    /// Make the stack answer the next `count` calls of `service`'s
+    /// `operation` with a throttling error (`local/stack.py`'s
+    /// `/_turbulence/throttle`); `count` 0 disarms it.
+    pub async fn throttle(&self, service: &str, operation: &str, count: u32) -> Result<()> {
+        let body = serde_json::json!({"service": service, "operation": operation, "count": count})
+            .to_string();
+        let (status, answer) = self.control("POST", "/_turbulence/throttle", &body).await?;
+        if status != 200 {
+            return Err(Error::Unexpected(format!(
+                "throttle: HTTP {status}: {answer}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// How many calls the stack has throttled so far, per rule.
+    pub async fn throttled(&self) -> Result<Value> {
+        let (_, answer) = self.control("GET", "/_turbulence/throttle", "").await?;
+        serde_json::from_str(&answer).map_err(|e| Error::Unexpected(format!("throttle: {e}")))
+    }
+
+    /// One HTTP/1.1 request to the stack's control endpoints (loopback only,
+    /// which [`LocalStack::connect`] checked).
+    async fn control(&self, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let authority = self
+            .endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let mut stream = tokio::net::TcpStream::connect(&authority)
+            .await
+            .map_err(|e| Error::Unexpected(format!("connect {authority}: {e}")))?;
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| Error::Unexpected(format!("{method} {path}: {e}")))?;
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .await
+            .map_err(|e| Error::Unexpected(format!("{method} {path}: {e}")))?;
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
+    /// A Lambda function that is only a target of guards (never invoked),
+    /// with the opt-in tag when `opt_in`. Returns its name.
+    pub async fn create_target_function(&self, name: &str, opt_in: bool) -> Result<String> {
+        let role = self.role(LAMBDA_ROLE, "lambda.amazonaws.com").await?;
+        let mut create = self
+            .lambda
+            .create_function()
+            .function_name(name)
+            .runtime(Runtime::Providedal2023)
+            .handler("bootstrap")
+            .role(&role)
+            .code(
+                FunctionCode::builder()
+                    .zip_file(Blob::new(EMPTY_ZIP.to_vec()))
+                    .build(),
+            );
+        if opt_in {
+            create = create.tags(manifest::OPT_IN_TAG, "true");
+        }
+        create
+            .send()
+            .await
+            .map_err(aws(format!("CreateFunction {name}")))?;
+        Ok(name.to_string())
+    }
+
     // ----------------------------------------------------------------------
     // Deployment
     // ----------------------------------------------------------------------
 
     /// Creates (once) the Lambda role and one function per
-    /// [`manifest::FUNCTIONS`] and [`manifest::TARGET_FUNCTIONS`] entry, named by its binary. Returns the ARN of
+    /// [`manifest::FUNCTIONS`], [`manifest::JANITOR`] and [`manifest::TARGET_FUNCTIONS`] entry, named by its binary. Returns the ARN of
     /// each function by logical id. Safe to call concurrently.
     pub async fn deploy_functions(&self) -> Result<BTreeMap<&'static str, String>> {
         let role = self.role(LAMBDA_ROLE, "lambda.amazonaws.com").await?;
         let mut arns = BTreeMap::new();
-        for f in manifest::FUNCTIONS.iter().chain(manifest::TARGET_FUNCTIONS) {
+        let all = manifest::FUNCTIONS
+            .iter()
+            .chain([&manifest::JANITOR])
+            .chain(manifest::TARGET_FUNCTIONS);
+        for f in all {
             let created = self
                 .lambda
                 .create_function()
@@ -352,9 +452,50 @@ impl LocalStack {
             };
             let arn =
                 arn.ok_or_else(|| Error::Unexpected(format!("no ARN for function {}", f.binary)))?;
+            if manifest::TARGET_FUNCTIONS.contains(f) {
+                // The demo targets opt in to chaos, as template.yaml tags them.
+                self.lambda
+                    .tag_resource()
+                    .resource(&arn)
+                    .tags(manifest::OPT_IN_TAG, "true")
+                    .send()
+                    .await
+                    .map_err(aws(format!("TagResource {}", f.binary)))?;
+            }
             arns.insert(f.logical_id, arn);
         }
+        self.route_janitor_events(&arns).await?;
         Ok(arns)
+    }
+
+    /// The EventBridge rule that wakes the janitor, as template.yaml has it;
+    /// `local/stack.py` emits the Step Functions status changes and delivers
+    /// them to Lambda targets, which moto does not.
+    async fn route_janitor_events(&self, arns: &BTreeMap<&'static str, String>) -> Result<()> {
+        let janitor = arns
+            .get(manifest::JANITOR.logical_id)
+            .ok_or_else(|| Error::Unexpected("the janitor was not deployed".into()))?;
+        self.events
+            .put_rule()
+            .name(manifest::JANITOR_RULE)
+            .event_pattern(manifest::JANITOR_EVENT_PATTERN)
+            .send()
+            .await
+            .map_err(aws(format!("PutRule {}", manifest::JANITOR_RULE)))?;
+        self.events
+            .put_targets()
+            .rule(manifest::JANITOR_RULE)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("janitor")
+                    .arn(janitor)
+                    .build()
+                    .map_err(|e| Error::Unexpected(e.to_string()))?,
+            )
+            .send()
+            .await
+            .map_err(aws(format!("PutTargets {}", manifest::JANITOR_RULE)))?;
+        Ok(())
     }
 
     /// Deploys one copy of the control plane named by `prefix`: the
@@ -395,10 +536,23 @@ impl LocalStack {
         // moto never evaluates alarms from metrics: set the state by hand.
         self.set_alarm_state(&abort_alarm, AlarmState::Ok).await?;
 
+        let kill_switch = format!("/{prefix}/kill-switch");
         let mut values = BTreeMap::new();
         for key in manifest::SUBSTITUTIONS {
             let value = if *key == "DeadLetterQueueUrl" {
                 dlq_url.clone()
+            } else if *key == "AllowedAccounts" {
+                ACCOUNT.to_string()
+            } else if *key == "AllowedRegions" {
+                REGION.to_string()
+            } else if *key == "OptInTagKey" {
+                manifest::OPT_IN_TAG.to_string()
+            } else if *key == "KillSwitchParameter" {
+                kill_switch.clone()
+            } else if *key == "MaxTaskPercent" {
+                manifest::MAX_TASK_PERCENT.to_string()
+            } else if *key == "MinRemainingTasks" {
+                manifest::MIN_REMAINING_TASKS.to_string()
             } else if let Some(logical_id) = key.strip_suffix("Arn") {
                 functions
                     .get(logical_id)
@@ -441,6 +595,7 @@ impl LocalStack {
             state_machine_arn,
             dlq_url,
             abort_alarm,
+            kill_switch,
         })
     }
 

@@ -33,6 +33,13 @@ pub const FUNCTIONS: &[Function] = &[
     },
 ];
 
+/// The janitor: woken by EventBridge and a schedule, never by the state
+/// machine.
+pub const JANITOR: Function = Function {
+    logical_id: "JanitorFunction",
+    binary: "turbulence-janitor",
+};
+
 /// Demo targets deployed beside the control plane (the state machine never
 /// invokes them; experiments do).
 pub const TARGET_FUNCTIONS: &[Function] = &[Function {
@@ -58,4 +65,23 @@ pub const SUBSTITUTIONS: &[&str] = &[
     "WaitFunctionArn",
     "JournalFunctionArn",
     "DeadLetterQueueUrl",
+    "AllowedAccounts",
+    "AllowedRegions",
+    "OptInTagKey",
+    "KillSwitchParameter",
+    "MaxTaskPercent",
+    "MinRemainingTasks",
 ];
+
+/// The tag targets carry to opt in: template.yaml's `OptInTagKey` default.
+pub const OPT_IN_TAG: &str = "turbulence:opt-in";
+
+/// template.yaml's `MaxTaskPercent` and `MinRemainingTasks` defaults.
+pub const MAX_TASK_PERCENT: u32 = 50;
+pub const MIN_REMAINING_TASKS: u32 = 1;
+
+/// The EventBridge rule that sends the janitor the status changes of
+/// executions that ended without their rollbacks (template.yaml's
+/// `JanitorFunction` `ExecutionEnded` event).
+pub const JANITOR_RULE: &str = "turbulence-janitor-execution-ended";
+pub const JANITOR_EVENT_PATTERN: &str = r#"{"source":["aws.states"],"detail-type":["Step Functions Execution Status Change"],"detail":{"status":["ABORTED","TIMED_OUT","FAILED"]}}"#;

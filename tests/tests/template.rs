@@ -33,10 +33,22 @@ use serde_yaml::{Mapping, Value};
 /// What each function calls, by logical id: its role must grant exactly
 /// these actions, plus [`FUNCTION_RUNTIME_ACTIONS`].
 const FUNCTION_CALLS: &[(&str, &[&str])] = &[
-    // Plan also reads experiments published under ExperimentParameterPrefix.
+    // Plan also reads experiments published under ExperimentParameterPrefix,
+    // the kill switch, the targets' opt-in tags and running tasks (blast
+    // radius); it takes the locks and writes the run record.
     (
         "PlanFunction",
-        &["cloudwatch:DescribeAlarms", "ssm:GetParameter"],
+        &[
+            "cloudwatch:DescribeAlarms",
+            "ssm:GetParameter",
+            "ssm:PutParameter",
+            "ssm:DeleteParameter",
+            "ecs:DescribeServices",
+            "ecs:DescribeClusters",
+            "ecs:ListTasks",
+            "ecs:DescribeTasks",
+            "lambda:GetFunction",
+        ],
     ),
     (
         "ProbeFunction",
@@ -63,11 +75,38 @@ const FUNCTION_CALLS: &[(&str, &[&str])] = &[
             "lambda:InvokeFunction",
         ],
     ),
-    ("WaitFunction", &["cloudwatch:DescribeAlarms"]),
-    ("JournalFunction", &["sqs:SendMessage"]),
+    // The wait polls the kill switch with the alarms.
+    (
+        "WaitFunction",
+        &["cloudwatch:DescribeAlarms", "ssm:GetParameter"],
+    ),
+    // The journal removes the run record once every undo ran.
+    (
+        "JournalFunction",
+        &["sqs:SendMessage", "ssm:DeleteParameter"],
+    ),
+    // The janitor reads an ended execution and replays its undos.
+    (
+        "JanitorFunction",
+        &[
+            "states:DescribeExecution",
+            "states:GetExecutionHistory",
+            "ssm:GetParameter",
+            "ssm:GetParametersByPath",
+            "ssm:PutParameter",
+            "ssm:DeleteParameter",
+            "ecs:DescribeServices",
+            "ecs:UpdateService",
+            "sqs:SendMessage",
+        ],
+    ),
     // The demo target reads its fault configuration.
     ("ModerationFunction", &["ssm:GetParameter"]),
 ];
+
+/// Actions that change an ECS or Lambda target: every grant of one must be
+/// conditioned on the opt-in tag, so IAM refuses what the guards would.
+const TARGET_MUTATIONS: &[&str] = &["ecs:StopTask", "ecs:UpdateService", "lambda:InvokeFunction"];
 
 /// What every function needs to run at all: write its own log group (checked
 /// to be the one its `LoggingConfig` names) and, with active tracing, send
@@ -233,6 +272,7 @@ fn template_matches_the_local_manifest() {
         .collect();
     let in_manifest: BTreeSet<(String, String)> = manifest::FUNCTIONS
         .iter()
+        .chain([&manifest::JANITOR])
         .chain(manifest::TARGET_FUNCTIONS)
         .map(|f| (f.logical_id.to_owned(), f.binary.to_owned()))
         .collect();
@@ -377,6 +417,58 @@ fn no_statement_grants_wildcard_actions_or_mutations_on_star() {
         }
     }
     assert_no_problems("IAM wildcards", problems);
+}
+
+#[test]
+fn every_target_mutation_is_conditioned_on_the_opt_in_tag() {
+    let template = Template::load();
+    let tag = template.resource("ExperimentStateMachine").and_then(|m| {
+        m.props()
+            .get("DefinitionSubstitutions")
+            .and_then(|d| d.get("OptInTagKey"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    assert_eq!(
+        tag.as_deref(),
+        Some(manifest::OPT_IN_TAG),
+        "DefinitionSubstitutions.OptInTagKey must be the literal tag the local stack uses"
+    );
+    let key = format!("aws:ResourceTag/{}", manifest::OPT_IN_TAG);
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    for statement in template.all_statements() {
+        if statement.effect() != "Allow" {
+            continue;
+        }
+        for action in statement.actions() {
+            if !TARGET_MUTATIONS.contains(&action.as_str()) {
+                continue;
+            }
+            // The state machine invoking Turbulence's own functions.
+            let own = statement
+                .resources()
+                .iter()
+                .all(|r| get_att(r).is_some_and(|(id, _)| template.resource(&id).is_some()));
+            if own {
+                continue;
+            }
+            seen += 1;
+            let condition = statement
+                .body
+                .get("Condition")
+                .and_then(|c| c.get("StringEquals"))
+                .and_then(|c| c.get(key.as_str()));
+            if condition.and_then(Value::as_str) != Some("true") {
+                problems.push(format!(
+                    "{}: {action} must have Condition StringEquals {key}: \"true\"",
+                    statement.at
+                ));
+            }
+        }
+    }
+    assert!(seen >= 3, "the template grants no target mutation at all?");
+    assert_no_problems("opt-in conditions", problems);
 }
 
 #[test]

@@ -9,8 +9,8 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::ports::{
-    Alarms, AwsError, DeadLetters, Ecs, Functions, Invocation, Parameters, PutParameter, Service,
-    Task,
+    Alarms, AwsError, DeadLetters, Ecs, Executions, Functions, Invocation, Parameters,
+    PutParameter, Service, Task,
 };
 
 /// The SDK configuration from the standard chain: region, credentials, and
@@ -151,6 +151,56 @@ impl Ecs for AwsEcs {
             .map(|_| ())
             .map_err(|e| classify("ecs:UpdateService", e))
     }
+
+    async fn tags(
+        &self,
+        cluster: &str,
+        service: Option<&str>,
+    ) -> Result<BTreeMap<String, String>, AwsError> {
+        use aws_sdk_ecs::types::{ClusterField, ServiceField};
+        let tags = match service {
+            Some(service) => {
+                let out = self
+                    .0
+                    .describe_services()
+                    .cluster(cluster)
+                    .services(service)
+                    .include(ServiceField::Tags)
+                    .send()
+                    .await
+                    .map_err(|e| classify("ecs:DescribeServices", e))?;
+                let s = out
+                    .services()
+                    .iter()
+                    .find(|s| s.service_name() == Some(service) || s.service_arn() == Some(service))
+                    .ok_or_else(|| {
+                        AwsError::NotFound(format!(
+                            "service '{service}' not found in cluster '{cluster}'"
+                        ))
+                    })?;
+                s.tags().to_vec()
+            }
+            None => {
+                let out = self
+                    .0
+                    .describe_clusters()
+                    .clusters(cluster)
+                    .include(ClusterField::Tags)
+                    .send()
+                    .await
+                    .map_err(|e| classify("ecs:DescribeClusters", e))?;
+                let c = out
+                    .clusters()
+                    .first()
+                    .ok_or_else(|| AwsError::NotFound(format!("cluster '{cluster}' not found")))?;
+                c.tags().to_vec()
+            }
+        };
+        Ok(tags
+            .into_iter()
+            .filter_map(|t| Some((t.key?, t.value.unwrap_or_default())))
+            .collect())
+    }
 }
 
 pub struct AwsAlarms(pub aws_sdk_cloudwatch::Client);
@@ -253,6 +303,49 @@ impl Parameters for AwsParameters {
             Err(e) => Err(classify("ssm:DeleteParameter", e)),
         }
     }
+
+    async fn create(&self, name: &str, value: &str) -> Result<bool, AwsError> {
+        match self
+            .0
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(false)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_parameter_already_exists()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify("ssm:PutParameter", e)),
+        }
+    }
+
+    async fn list(&self, path: &str) -> Result<Vec<(String, String)>, AwsError> {
+        let mut found = Vec::new();
+        let mut pages = self
+            .0
+            .get_parameters_by_path()
+            .path(path)
+            .recursive(true)
+            .with_decryption(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("ssm:GetParametersByPath", e))?;
+            for p in page.parameters() {
+                if let (Some(n), Some(v)) = (p.name(), p.value()) {
+                    found.push((n.to_string(), v.to_string()));
+                }
+            }
+        }
+        Ok(found)
+    }
 }
 
 pub struct AwsFunctions(pub aws_sdk_lambda::Client);
@@ -281,6 +374,94 @@ impl Functions for AwsFunctions {
             function_error: out.function_error,
             payload: out.payload.map(|b| b.into_inner()).unwrap_or_default(),
         })
+    }
+
+    async fn tags(&self, function_name: &str) -> Result<BTreeMap<String, String>, AwsError> {
+        let out = self
+            .0
+            .get_function()
+            .function_name(function_name)
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(s) if s.is_resource_not_found_exception() => {
+                    AwsError::NotFound(format!("Lambda function '{function_name}' not found"))
+                }
+                _ => classify("lambda:GetFunction", e),
+            })?;
+        Ok(out.tags.unwrap_or_default().into_iter().collect())
+    }
+}
+
+pub struct AwsExecutions(pub aws_sdk_sfn::Client);
+
+/// The state document inside a history event's JSON text: a function's
+/// payload (`{"op", "state"}` for the action function) or a state's output.
+fn state_in(text: &str) -> Option<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let v = v.get("Payload").cloned().unwrap_or(v);
+    let v = v.get("state").cloned().unwrap_or(v);
+    (v.get("plan").is_some() && v.get("experiment").is_some()).then_some(v)
+}
+
+#[async_trait]
+impl Executions for AwsExecutions {
+    async fn status(&self, execution: &str) -> Result<Option<String>, AwsError> {
+        match self
+            .0
+            .describe_execution()
+            .execution_arn(execution)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out.status.as_str().to_string())),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_does_not_exist()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(classify("states:DescribeExecution", e)),
+        }
+    }
+
+    async fn last_state(&self, execution: &str) -> Result<Option<serde_json::Value>, AwsError> {
+        let mut pages = self
+            .0
+            .get_execution_history()
+            .execution_arn(execution)
+            .reverse_order(true)
+            .include_execution_data(true)
+            .into_paginator()
+            .send();
+        let mut input = None;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("states:GetExecutionHistory", e))?;
+            for event in page.events() {
+                let texts = [
+                    event.task_scheduled_event_details().map(|d| d.parameters()),
+                    event
+                        .lambda_function_scheduled_event_details()
+                        .and_then(|d| d.input()),
+                    event.state_exited_event_details().and_then(|d| d.output()),
+                    event.state_entered_event_details().and_then(|d| d.input()),
+                ];
+                if let Some(state) = texts.into_iter().flatten().find_map(state_in) {
+                    return Ok(Some(state));
+                }
+                if let Some(i) = event
+                    .execution_started_event_details()
+                    .and_then(|d| d.input())
+                {
+                    input = serde_json::from_str::<serde_json::Value>(i)
+                        .ok()
+                        .map(|experiment| {
+                            serde_json::json!({"experiment": experiment, "execution": execution})
+                        });
+                }
+            }
+        }
+        Ok(input)
     }
 }
 

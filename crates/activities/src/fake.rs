@@ -19,6 +19,15 @@ struct EcsState {
     stopped: Vec<String>,
     next_task: usize,
     fail_next: Option<AwsError>,
+    /// "cluster" or "cluster/service" -> tags
+    tags: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+fn tag_key(cluster: &str, service: Option<&str>) -> String {
+    match service {
+        Some(s) => format!("{cluster}/{s}"),
+        None => cluster.to_string(),
+    }
 }
 
 #[derive(Default)]
@@ -55,6 +64,15 @@ impl FakeEcs {
             .entry((cluster.into(), service.into()))
             .or_default()
             .1 = tasks;
+    }
+
+    /// Tag a service (or, without one, the cluster).
+    pub fn tag(&self, cluster: &str, service: Option<&str>, key: &str, value: &str) {
+        self.lock()
+            .tags
+            .entry(tag_key(cluster, service))
+            .or_default()
+            .insert(key.into(), value.into());
     }
 
     pub fn desired(&self, cluster: &str, service: &str) -> i32 {
@@ -154,6 +172,20 @@ impl Ecs for FakeEcs {
             })?;
         entry.0 = desired;
         Ok(())
+    }
+
+    async fn tags(
+        &self,
+        cluster: &str,
+        service: Option<&str>,
+    ) -> Result<BTreeMap<String, String>, AwsError> {
+        self.check()?;
+        Ok(self
+            .lock()
+            .tags
+            .get(&tag_key(cluster, service))
+            .cloned()
+            .unwrap_or_default())
     }
 }
 
@@ -275,6 +307,27 @@ impl Parameters for FakeParameters {
             .remove(name)
             .is_some())
     }
+
+    async fn create(&self, name: &str, value: &str) -> Result<bool, AwsError> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if m.contains_key(name) {
+            return Ok(false);
+        }
+        m.insert(name.into(), value.into());
+        Ok(true)
+    }
+
+    async fn list(&self, path: &str) -> Result<Vec<(String, String)>, AwsError> {
+        let prefix = format!("{}/", path.trim_end_matches('/'));
+        Ok(self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
 }
 
 type Responder = Box<dyn Fn(&str, &[u8]) -> Result<Invocation, AwsError> + Send + Sync>;
@@ -285,6 +338,7 @@ pub struct FakeFunctions {
     respond: Responder,
     calls: AtomicUsize,
     pub latency: std::time::Duration,
+    tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 impl Default for FakeFunctions {
@@ -307,7 +361,17 @@ impl FakeFunctions {
             respond: Box::new(f),
             calls: AtomicUsize::new(0),
             latency: std::time::Duration::ZERO,
+            tags: Mutex::default(),
         }
+    }
+
+    pub fn tag(&self, function_name: &str, key: &str, value: &str) {
+        self.tags
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(function_name.into())
+            .or_default()
+            .insert(key.into(), value.into());
     }
 
     pub fn calls(&self) -> usize {
@@ -329,5 +393,15 @@ impl Functions for FakeFunctions {
             tokio::time::sleep(self.latency).await;
         }
         (self.respond)(function_name, payload)
+    }
+
+    async fn tags(&self, function_name: &str) -> Result<BTreeMap<String, String>, AwsError> {
+        Ok(self
+            .tags
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(function_name)
+            .cloned()
+            .unwrap_or_default())
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::ports::{AwsError, Invocation};
-use crate::{firing, ActivityError, Context, Outcome, Ports};
+use crate::{ActivityError, Context, Outcome, Ports};
 
 /// The request body: the arguments as JSON, `{}` when none were given.
 pub(crate) fn body(payload: &Value) -> Vec<u8> {
@@ -56,7 +56,7 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 }
 
 /// Invoke `count` times, `concurrency` at a time, checking the abort alarms
-/// every poll interval; count outcomes and latencies.
+/// and the kill switch every poll interval; count outcomes and latencies.
 pub(crate) async fn invoke_repeatedly(
     ports: &Ports<'_>,
     ctx: &Context<'_>,
@@ -75,7 +75,7 @@ pub(crate) async fn invoke_repeatedly(
             .checked_sub(ctx.poll_interval)
             .unwrap_or_else(Instant::now),
     );
-    let aborted: Mutex<Option<Vec<String>>> = Mutex::new(None);
+    let aborted: Mutex<Option<String>> = Mutex::new(None);
 
     let worker = || async {
         loop {
@@ -93,10 +93,9 @@ pub(crate) async fn invoke_repeatedly(
                 _ => false,
             };
             if due {
-                let names = firing(ports.alarms, ctx.abort_alarms).await?;
-                if !names.is_empty() {
+                if let Some(reason) = ctx.stop_reason(ports).await? {
                     if let Ok(mut a) = aborted.lock() {
-                        *a = Some(names);
+                        *a = Some(reason);
                     }
                     return Ok(());
                 }
@@ -119,8 +118,8 @@ pub(crate) async fn invoke_repeatedly(
     for r in futures_util::future::join_all(workers).await {
         r?;
     }
-    if let Some(names) = aborted.lock().ok().and_then(|mut a| a.take()) {
-        return Err(ActivityError::Aborted(names));
+    if let Some(reason) = aborted.lock().ok().and_then(|mut a| a.take()) {
+        return Err(ActivityError::Aborted(reason));
     }
 
     let results = results.into_inner().unwrap_or_default();

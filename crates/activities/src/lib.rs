@@ -4,17 +4,18 @@
 //! output and, for an action that changed something, the call that undoes it.
 
 pub mod aws;
+pub mod guard;
 pub mod ports;
 
 use std::collections::BTreeMap;
 
-use experiment::catalogue::TaskCount;
+use experiment::guards::BlastRadius;
 use experiment::{Call, CallSpec};
 use rand::seq::IndexedRandom;
 use rand::RngCore;
 use serde_json::{json, Value};
 
-pub use ports::{Alarms, AwsError, DeadLetters, Ecs, Functions, Parameters};
+pub use ports::{Alarms, AwsError, DeadLetters, Ecs, Executions, Functions, Parameters};
 
 mod lambda;
 
@@ -38,7 +39,71 @@ pub struct Context<'a> {
     pub experiment_time_left: std::time::Duration,
     /// Long activities poll these while they run.
     pub abort_alarms: &'a [String],
+    /// The kill switch parameter, polled with the alarms.
+    pub kill_switch: Option<&'a str>,
     pub poll_interval: std::time::Duration,
+    /// Told what undoes a change before the change is made, so it can be
+    /// undone even if this run never returns.
+    pub undo_log: &'a dyn UndoLog,
+    pub blast_radius: BlastRadius,
+}
+
+impl Context<'_> {
+    /// Why the run must stop now, if it must.
+    pub async fn stop_reason(&self, ports: &Ports<'_>) -> Result<Option<String>, AwsError> {
+        stop_reason(
+            ports.alarms,
+            ports.parameters,
+            self.abort_alarms,
+            self.kill_switch,
+        )
+        .await
+    }
+}
+
+/// Where an action writes its undo before it changes anything.
+#[async_trait::async_trait]
+pub trait UndoLog: Send + Sync {
+    async fn will_change(&self, undo: &Undo) -> Result<(), AwsError>;
+}
+
+/// For rollbacks and tests: undoing needs no undo.
+pub struct NoUndoLog;
+
+#[async_trait::async_trait]
+impl UndoLog for NoUndoLog {
+    async fn will_change(&self, _undo: &Undo) -> Result<(), AwsError> {
+        Ok(())
+    }
+}
+
+/// Why a run must stop: an abort alarm in ALARM, or the kill switch set.
+pub async fn stop_reason(
+    alarms: &dyn Alarms,
+    parameters: &dyn Parameters,
+    abort_alarms: &[String],
+    kill_switch: Option<&str>,
+) -> Result<Option<String>, AwsError> {
+    if let Some(name) = kill_switch {
+        let value = parameters.get(name).await?;
+        if experiment::guards::kill_switch_is_set(value.as_deref()) {
+            return Ok(Some(format!(
+                "kill switch '{name}' is set ({})",
+                value.unwrap_or_default().trim()
+            )));
+        }
+    }
+    let firing = firing(alarms, abort_alarms).await?;
+    Ok((!firing.is_empty()).then(|| {
+        format!(
+            "abort alarm {} in ALARM",
+            firing
+                .iter()
+                .map(|n| format!("'{n}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }))
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -48,9 +113,13 @@ pub enum ActivityError {
     /// The activity ran but could not do what it was asked.
     #[error("{0}")]
     Failed(String),
-    /// An abort alarm fired while a long activity ran; it stopped.
-    #[error("abort alarm {} in ALARM", .0.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", "))]
-    Aborted(Vec<String>),
+    /// A guard refused it before it changed anything.
+    #[error("{0}")]
+    Refused(String),
+    /// An abort alarm fired, or the kill switch was set, while a long
+    /// activity ran; it stopped.
+    #[error("{0}")]
+    Aborted(String),
 }
 
 impl ActivityError {
@@ -104,7 +173,7 @@ fn remember_desired(
         .unwrap_or(i64::from(desired))
 }
 
-fn spec(function: &str, arguments: Value) -> CallSpec {
+pub(crate) fn spec(function: &str, arguments: Value) -> CallSpec {
     CallSpec {
         function: function.into(),
         arguments: arguments.as_object().cloned().unwrap_or_default(),
@@ -133,12 +202,7 @@ pub async fn run(
                 Some(s) => format!("service '{s}' of cluster '{cluster}'"),
                 None => format!("cluster '{cluster}'"),
             };
-            let n = match *count {
-                TaskCount::Count(n) => n as usize,
-                // At least one task: a percentage that rounds to none would
-                // make the experiment a silent no-op.
-                TaskCount::Percent(p) => (tasks.len() * p as usize).div_ceil(100).max(1),
-            };
+            let n = count.of(tasks.len());
             if tasks.is_empty() {
                 return Err(ActivityError::Failed(format!("no running tasks in {of}")));
             }
@@ -148,12 +212,26 @@ pub async fn run(
                     tasks.len()
                 )));
             }
+            // Again here, not only at Plan: tasks may have gone since.
+            ctx.blast_radius
+                .check(n, tasks.len(), &of)
+                .map_err(ActivityError::Refused)?;
             let chosen: Vec<String> = tasks
                 .choose_multiple(&mut *ctx.rng, n)
                 .map(|t| t.arn.clone())
                 .collect();
-            for arn in &chosen {
-                ports.ecs.stop_task(cluster, arn, reason).await?;
+            for (i, arn) in chosen.iter().enumerate() {
+                match ports.ecs.stop_task(cluster, arn, reason).await {
+                    Ok(()) => {}
+                    // Throttled after a stop is no longer "nothing changed":
+                    // a retry of the whole action would stop more tasks.
+                    Err(AwsError::Throttled(e)) if i > 0 => {
+                        return Err(ActivityError::Failed(format!(
+                            "stopped {i} of {n} tasks, then: {e}"
+                        )))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
             Ok(Outcome {
                 output: json!(chosen),
@@ -168,10 +246,6 @@ pub async fn run(
         } => {
             let before = ports.ecs.describe_service(cluster, service).await?;
             remember_desired(baselines, cluster, service, before.desired_count);
-            ports
-                .ecs
-                .update_desired_count(cluster, service, *desired_count)
-                .await?;
             // Restore the count read just now, not what autoscaling may set
             // meanwhile: the rollback must put back what we found.
             let undo = (before.desired_count != *desired_count).then(|| Undo {
@@ -181,6 +255,13 @@ pub async fn run(
                     json!({"cluster": cluster, "service": service, "desired_count": before.desired_count}),
                 ),
             });
+            if let Some(undo) = &undo {
+                ctx.undo_log.will_change(undo).await?;
+            }
+            ports
+                .ecs
+                .update_desired_count(cluster, service, *desired_count)
+                .await?;
             Ok(Outcome {
                 output: json!({
                     "service": service,
@@ -244,16 +325,6 @@ pub async fn run(
                     "parameter '{name}' exists and 'overwrite' is false"
                 )));
             }
-            ports
-                .parameters
-                .put(&ports::PutParameter {
-                    name: name.clone(),
-                    value: value.clone(),
-                    kind: kind.clone(),
-                    description: description.clone(),
-                    overwrite: *overwrite,
-                })
-                .await?;
             let undo = match &previous {
                 None => Undo {
                     name: format!("delete parameter '{name}'"),
@@ -270,6 +341,17 @@ pub async fn run(
                     ),
                 },
             };
+            ctx.undo_log.will_change(&undo).await?;
+            ports
+                .parameters
+                .put(&ports::PutParameter {
+                    name: name.clone(),
+                    value: value.clone(),
+                    kind: kind.clone(),
+                    description: description.clone(),
+                    overwrite: *overwrite,
+                })
+                .await?;
             Ok(Outcome {
                 output: json!({"name": name, "created": previous.is_none()}),
                 detail: None,
@@ -286,6 +368,7 @@ pub async fn run(
         Call::InjectLambdaFaults {
             parameter_name,
             configuration,
+            ..
         } => {
             if let Some(current) = ports.parameters.get(parameter_name).await? {
                 if !experiment::faults::is_inert(&current, ctx.now) {
@@ -298,6 +381,14 @@ pub async fn run(
             let expires_at = experiment::timestamp(ctx.now + ctx.experiment_time_left);
             let mut config = configuration.clone();
             config["expires_at"] = json!(expires_at);
+            let undo = Undo {
+                name: format!("clear fault configuration '{parameter_name}'"),
+                call: spec(
+                    "turbulence.faults.actions.clear_lambda_faults",
+                    json!({"parameter_name": parameter_name}),
+                ),
+            };
+            ctx.undo_log.will_change(&undo).await?;
             ports
                 .parameters
                 .put(&ports::PutParameter {
@@ -313,14 +404,17 @@ pub async fn run(
             Ok(Outcome {
                 output: json!({"parameter_name": parameter_name, "expires_at": expires_at, "configuration": config}),
                 detail: None,
-                undo: Some(Undo {
-                    name: format!("clear fault configuration '{parameter_name}'"),
-                    call: spec(
-                        "turbulence.faults.actions.clear_lambda_faults",
-                        json!({"parameter_name": parameter_name}),
-                    ),
-                }),
+                undo: Some(undo),
             })
+        }
+        Call::ReleaseLock {
+            parameter_name,
+            execution,
+        } => {
+            let released = guard::release_lock(ports.parameters, parameter_name, execution).await?;
+            Ok(Outcome::output(
+                json!({"parameter_name": parameter_name, "released": released}),
+            ))
         }
         Call::LambdaFaultsAreEmpty { parameter_name } => {
             let current = ports.parameters.get(parameter_name).await?;
@@ -405,6 +499,7 @@ mod tests {
     use super::*;
     use crate::fake::{FakeAlarms, FakeEcs, FakeFunctions, FakeParameters};
     use crate::ports::{AwsError, Invocation};
+    use experiment::catalogue::TaskCount;
     use rand::SeedableRng;
 
     /// The fakes, and the run context an activity sees.
@@ -416,7 +511,28 @@ mod tests {
         baselines: BTreeMap<String, Value>,
         rng: rand::rngs::StdRng,
         abort_alarms: Vec<String>,
+        kill_switch: Option<String>,
         poll_interval: std::time::Duration,
+        undo_log: RecordingUndoLog,
+        blast_radius: BlastRadius,
+    }
+
+    /// Keeps what it is told; fails when asked to, as SSM may.
+    #[derive(Default)]
+    struct RecordingUndoLog {
+        undos: std::sync::Mutex<Vec<Undo>>,
+        fail: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl UndoLog for RecordingUndoLog {
+        async fn will_change(&self, undo: &Undo) -> Result<(), AwsError> {
+            if self.fail {
+                return Err(AwsError::Other("ssm:PutParameter: access denied".into()));
+            }
+            self.undos.lock().unwrap().push(undo.clone());
+            Ok(())
+        }
     }
 
     impl T {
@@ -429,7 +545,14 @@ mod tests {
                 baselines: BTreeMap::new(),
                 rng: rand::rngs::StdRng::seed_from_u64(7),
                 abort_alarms: Vec::new(),
+                kill_switch: None,
                 poll_interval: std::time::Duration::from_millis(10),
+                undo_log: RecordingUndoLog::default(),
+                // Permissive, so tests of other behaviour are not capped.
+                blast_radius: BlastRadius {
+                    max_task_percent: 100,
+                    min_remaining_tasks: 0,
+                },
             }
         }
 
@@ -446,7 +569,10 @@ mod tests {
                 now: time::OffsetDateTime::now_utc(),
                 experiment_time_left: std::time::Duration::from_secs(600),
                 abort_alarms: &self.abort_alarms,
+                kill_switch: self.kill_switch.as_deref(),
                 poll_interval: self.poll_interval,
+                undo_log: &self.undo_log,
+                blast_radius: self.blast_radius,
             };
             run(call, &ports, &mut ctx).await
         }
@@ -486,6 +612,69 @@ mod tests {
             )
         );
         assert!(t.ecs.stopped().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_stop_over_the_blast_radius_is_refused_before_any_task_stops() {
+        let mut t = T::new(FakeEcs::with_service("c", "web", 3));
+        t.blast_radius = BlastRadius::default();
+        let call = Call::EcsStopRandomTasks {
+            cluster: "c".into(),
+            service: Some("web".into()),
+            count: TaskCount::Percent(100),
+            reason: "chaos".into(),
+        };
+        let err = t.run(&call).await.unwrap_err();
+        assert_eq!(
+            err,
+            ActivityError::Refused("stopping 3 of the 3 running tasks of service 'web' of cluster 'c' is over the blast-radius cap of 50% of running tasks".into())
+        );
+        assert!(t.ecs.stopped().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_undo_is_logged_before_the_change_and_no_log_means_no_change() {
+        let mut t = T::new(FakeEcs::with_service("c", "web", 3));
+        let call = Call::EcsUpdateDesiredCount {
+            cluster: "c".into(),
+            service: "web".into(),
+            desired_count: 0,
+        };
+        let out = t.run(&call).await.unwrap();
+        assert_eq!(
+            t.undo_log.undos.lock().unwrap().clone(),
+            vec![out.undo.unwrap()]
+        );
+
+        let mut t = T::new(FakeEcs::with_service("c", "web", 3));
+        t.undo_log.fail = true;
+        let err = t.run(&call).await.unwrap_err();
+        assert!(err.to_string().contains("access denied"), "{err}");
+        assert_eq!(
+            t.ecs.desired("c", "web"),
+            3,
+            "nothing changed without an undo on record"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_kill_switch_stops_a_long_activity() {
+        let mut t = T::new(FakeEcs::default());
+        t.kill_switch = Some("/kill".into());
+        t.parameters.set("/kill", "incident 12");
+        let call = Call::LambdaInvokeRepeatedly {
+            function_name: "f".into(),
+            payload: Value::Null,
+            count: 10,
+            concurrency: 1,
+            slow_ms: 1000,
+        };
+        let err = t.run(&call).await.unwrap_err();
+        assert_eq!(
+            err,
+            ActivityError::Aborted("kill switch '/kill' is set (incident 12)".into())
+        );
+        assert_eq!(t.functions.calls(), 0);
     }
 
     #[tokio::test]
@@ -583,7 +772,7 @@ mod tests {
     fn inject(parameter: &str) -> Call {
         Call::parse(&spec(
             "turbulence.faults.actions.inject_lambda_faults",
-            json!({"parameter_name": parameter, "configuration": {
+            json!({"parameter_name": parameter, "function_name": "f", "configuration": {
                 "statuscode": {"enabled": true, "percentage": 20, "status_code": 500}
             }}),
         ))
@@ -734,7 +923,10 @@ mod tests {
         };
         let started = tokio::time::Instant::now();
         let err = t.run(&call).await.unwrap_err();
-        assert_eq!(err, ActivityError::Aborted(vec!["stop".into()]));
+        assert_eq!(
+            err,
+            ActivityError::Aborted("abort alarm 'stop' in ALARM".into())
+        );
         let stopped_after = started.elapsed();
         assert!(
             stopped_after <= std::time::Duration::from_millis(2200),

@@ -48,6 +48,12 @@ pub trait Ecs: Send + Sync {
         service: &str,
         desired_count: i32,
     ) -> Result<(), AwsError>;
+    /// The tags of a service, or of the cluster when no service is given.
+    async fn tags(
+        &self,
+        cluster: &str,
+        service: Option<&str>,
+    ) -> Result<BTreeMap<String, String>, AwsError>;
 }
 
 #[async_trait]
@@ -70,6 +76,11 @@ pub trait Parameters: Send + Sync {
     async fn put(&self, put: &PutParameter) -> Result<(), AwsError>;
     /// `false` when there was nothing to delete.
     async fn delete(&self, name: &str) -> Result<bool, AwsError>;
+    /// Create a String parameter unless one exists (a conditional write:
+    /// of two callers, one wins). `false` when it existed.
+    async fn create(&self, name: &str, value: &str) -> Result<bool, AwsError>;
+    /// Every parameter under a path, recursively: (name, value).
+    async fn list(&self, path: &str) -> Result<Vec<(String, String)>, AwsError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,4 +111,16 @@ pub trait Functions: Send + Sync {
         invocation_type: &str,
         qualifier: Option<&str>,
     ) -> Result<Invocation, AwsError>;
+    async fn tags(&self, function_name: &str) -> Result<BTreeMap<String, String>, AwsError>;
+}
+
+/// Step Functions executions, as the janitor needs them.
+#[async_trait]
+pub trait Executions: Send + Sync {
+    /// RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED; `None` when there
+    /// is no such execution.
+    async fn status(&self, execution: &str) -> Result<Option<String>, AwsError>;
+    /// The newest state document the execution passed to a function, from
+    /// its history; its input when it never reached one.
+    async fn last_state(&self, execution: &str) -> Result<Option<serde_json::Value>, AwsError>;
 }

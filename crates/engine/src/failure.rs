@@ -25,6 +25,9 @@ pub enum Failure {
     /// The state document is unusable.
     #[error("{0}")]
     StateInvalid(String),
+    /// A guard refused the experiment; nothing was touched.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl Failure {
@@ -36,6 +39,7 @@ impl Failure {
             Failure::ActivityFailed(_) => names::ACTIVITY_FAILED,
             Failure::Throttled(_) => names::THROTTLED,
             Failure::StateInvalid(_) => names::STATE_INVALID,
+            Failure::Refused(_) => names::GUARD_REFUSED,
         }
     }
 
@@ -92,6 +96,7 @@ mod tests {
             (Failure::ActivityFailed(r()), "ActivityFailed"),
             (Failure::Throttled("m".into()), "Throttled"),
             (Failure::StateInvalid("m".into()), "StateInvalid"),
+            (Failure::Refused("m".into()), "GuardRefused"),
         ];
         for (f, name) in all {
             assert_eq!(Diagnostic::from(f).error_type, name);

@@ -2,18 +2,23 @@
 //! the state machine passes and returns it updated; failures are [`Failure`]s
 //! whose names the state machine's Catch and Retry match.
 //!
-//! - [`plan`]: validate and expand the experiment, check its abort alarms.
+//! - [`plan`]: validate and expand the experiment, check its abort alarms
+//!   and the guards, take the target locks.
 //! - [`step`]: run the probe or action under the cursor.
 //! - [`rollback`]: run the next rollback.
 //! - [`wait`]: wait up to one chunk of a pause, polling the abort alarms.
 //! - [`finish`]: build the journal; send failures to the dead-letter queue.
+//! - [`janitor`]: undo what an execution that ended without its rollbacks
+//!   changed; sweep what is left over.
 
 pub mod failure;
+mod guard;
+pub mod janitor;
 pub mod lambda;
 
 use std::time::Duration;
 
-use activities::{ActivityError, Alarms, Context, DeadLetters, Parameters, Ports};
+use activities::{ActivityError, Context, DeadLetters, NoUndoLog, Parameters, Ports};
 use experiment::journal::{self, Finished};
 use experiment::plan::{Phase, Step, StepKind};
 use experiment::{
@@ -43,22 +48,12 @@ pub enum ActionOp {
     Rollback,
 }
 
-/// What the journal function receives.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FinishRequest {
-    pub dead_letter_queue_url: String,
-    pub state: State,
-}
-
 /// Validate the experiment, check its abort alarms exist and none is firing,
-/// and point the state at the first step. Changes nothing in the account.
-pub async fn plan(
-    state: State,
-    alarms: &dyn Alarms,
-    parameters: &dyn Parameters,
-) -> Result<State, Failure> {
+/// check the guards, take the targets' locks, and point the state at the
+/// first step. Changes nothing but the locks and the run record.
+pub async fn plan(state: State, ports: &Ports<'_>) -> Result<State, Failure> {
     let span = run_span(&state, "plan");
-    plan_in(state, alarms, parameters).instrument(span).await
+    plan_in(state, ports).instrument(span).await
 }
 
 /// The SSM parameter an execution input names instead of carrying the
@@ -90,11 +85,8 @@ fn experiment_reference(input: &Value) -> Result<Option<String>, Failure> {
     }
 }
 
-async fn plan_in(
-    mut state: State,
-    alarms: &dyn Alarms,
-    parameters: &dyn Parameters,
-) -> Result<State, Failure> {
+async fn plan_in(mut state: State, ports: &Ports<'_>) -> Result<State, Failure> {
+    let (alarms, parameters) = (ports.alarms, ports.parameters);
     if let Some(name) = experiment_reference(&state.experiment)? {
         let text = parameters
             .get(&name)
@@ -125,17 +117,22 @@ async fn plan_in(
             quoted(&missing)
         )));
     }
-    ensure_calm(alarms, names, "before anything ran").await?;
+    // The kill switch is a guard here (GuardRefused), checked next.
+    ensure_calm(ports, names, None, "before anything ran").await?;
+    let targets = guard::check(&state, &plan, ports).await?;
     tracing::info!(
         execution = %state.execution,
         title = %plan.title,
         steps = plan.steps.len(),
+        targets = targets.len(),
         time_scale = plan.settings.time_scale,
         "planned"
     );
+    let now = OffsetDateTime::now_utc();
     state.plan = Some(plan);
-    state.started_at = Some(experiment::timestamp(OffsetDateTime::now_utc()));
+    state.started_at = Some(experiment::timestamp(now));
     state.point_at(0);
+    guard::lock(&mut state, &targets, parameters, now).await?;
     Ok(state)
 }
 
@@ -168,18 +165,32 @@ fn run_span(state: &State, function: &'static str) -> tracing::Span {
     )
 }
 
-/// Fail with `ExperimentAborted` when any abort alarm is in ALARM.
-async fn ensure_calm(alarms: &dyn Alarms, names: &[String], when: &str) -> Result<(), Failure> {
-    let firing = activities::firing(alarms, names)
+/// Fail with `ExperimentAborted` when any abort alarm is in ALARM or the
+/// kill switch is set.
+async fn ensure_calm(
+    ports: &Ports<'_>,
+    names: &[String],
+    kill_switch: Option<&str>,
+    when: &str,
+) -> Result<(), Failure> {
+    let reason = activities::stop_reason(ports.alarms, ports.parameters, names, kill_switch)
         .await
-        .map_err(|e| Failure::from_aws("checking the abort alarms", e))?;
-    if firing.is_empty() {
-        return Ok(());
+        .map_err(|e| Failure::from_aws("checking the abort alarms and the kill switch", e))?;
+    match reason {
+        None => Ok(()),
+        Some(reason) => Err(Failure::Aborted(ErrorReport {
+            message: format!("{reason} {when}"),
+            record: None,
+        })),
     }
-    Err(Failure::Aborted(ErrorReport {
-        message: format!("abort alarm {} in ALARM {when}", quoted(&firing)),
-        record: None,
-    }))
+}
+
+/// The kill switch parameter of the run, if the state names one.
+fn kill_switch(state: &State) -> Option<String> {
+    state
+        .deployment
+        .as_ref()
+        .map(|d| d.kill_switch_parameter.clone())
 }
 
 fn quoted(names: &[String]) -> String {
@@ -238,9 +249,11 @@ async fn step_in(
     rng: &mut (dyn RngCore + Send),
 ) -> Result<State, Failure> {
     let (step, settings) = current(&state, &[StepKind::Probe, StepKind::Action])?;
+    let kill_switch = kill_switch(&state);
     ensure_calm(
-        ports.alarms,
+        ports,
         &settings.abort_alarms,
+        kill_switch.as_deref(),
         &format!("before '{}'", step.name),
     )
     .await?;
@@ -254,13 +267,25 @@ async fn step_in(
     let start = OffsetDateTime::now_utc();
     let clock = Instant::now();
     let time_left = state.time_left();
+    let run_log = guard::RunLog::new(&state, &step.name, ports.parameters);
+    let blast_radius = state
+        .deployment
+        .as_ref()
+        .map(|d| d.blast_radius)
+        .unwrap_or_default();
     let mut ctx = Context {
         baselines: &mut state.baselines,
         rng,
         now: start,
         experiment_time_left: time_left,
         abort_alarms: &settings.abort_alarms,
+        kill_switch: kill_switch.as_deref(),
         poll_interval: Duration::from_millis(settings.poll_interval_ms),
+        undo_log: match &run_log {
+            Some(log) => log,
+            None => &NoUndoLog,
+        },
+        blast_radius,
     };
     let result = activities::run(&call, ports, &mut ctx).await;
     let mut record = Record {
@@ -292,13 +317,14 @@ async fn step_in(
             // Nothing changed; the state machine retries the step.
             return Err(Failure::Throttled(format!("{what} '{}': {e}", step.name)));
         }
-        Err(ActivityError::Aborted(names)) => {
+        Err(ActivityError::Refused(e)) => {
             record.status = RunStatus::Failed;
-            let message = format!(
-                "abort alarm {} in ALARM during '{}'",
-                quoted(&names),
-                step.name
-            );
+            record.exception = Some(e.clone());
+            return Err(Failure::Refused(format!("{what} '{}': {e}", step.name)));
+        }
+        Err(ActivityError::Aborted(reason)) => {
+            record.status = RunStatus::Failed;
+            let message = format!("{reason} during '{}'", step.name);
             record.exception = Some(message.clone());
             return Err(Failure::Aborted(ErrorReport {
                 message,
@@ -380,6 +406,23 @@ async fn rollback_in(
     ports: &Ports<'_>,
     rng: &mut (dyn RngCore + Send),
 ) -> Result<State, Failure> {
+    if state.rollbacks.is_empty() {
+        match guard::logged_compensations(&state, ports.parameters).await {
+            Ok(Some(logged)) => {
+                tracing::warn!(
+                    logged = logged.len(),
+                    in_state = state.compensations.len(),
+                    "the run record holds undos the state lost; running them too"
+                );
+                state.compensations = logged;
+            }
+            Ok(None) => {}
+            Err(e) if matches!(e, activities::AwsError::Throttled(_)) => {
+                return Err(Failure::from_aws("reading the run record", e));
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the run record"),
+        }
+    }
     let Some(item) = state.next_rollback() else {
         state.next.kind = NextKind::Done;
         state.next.remaining_ms = None;
@@ -392,9 +435,12 @@ async fn rollback_in(
         rng,
         now: start,
         experiment_time_left: Duration::ZERO,
-        // Rollbacks run whatever the alarms say.
+        // Rollbacks run whatever the alarms and the kill switch say.
         abort_alarms: &[],
+        kill_switch: None,
         poll_interval: Duration::from_secs(5),
+        undo_log: &NoUndoLog,
+        blast_radius: Default::default(),
     };
     let result = match Call::parse(&item.call) {
         Ok(call) => activities::run(&call, ports, &mut ctx).await,
@@ -447,16 +493,16 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 /// the wait with `ExperimentAborted` within one interval.
 pub async fn wait(
     state: State,
-    alarms: &dyn Alarms,
+    ports: &Ports<'_>,
     time_left: Option<Duration>,
 ) -> Result<State, Failure> {
     let span = run_span(&state, "wait");
-    wait_in(state, alarms, time_left).instrument(span).await
+    wait_in(state, ports, time_left).instrument(span).await
 }
 
 async fn wait_in(
     mut state: State,
-    alarms: &dyn Alarms,
+    ports: &Ports<'_>,
     time_left: Option<Duration>,
 ) -> Result<State, Failure> {
     let (step, settings) = current(&state, &[StepKind::Wait])?;
@@ -467,10 +513,17 @@ async fn wait_in(
     }
     let poll = Duration::from_millis(settings.poll_interval_ms.max(1));
     let names = settings.abort_alarms.clone();
+    let kill_switch = kill_switch(&state);
     let started = Instant::now();
     let end = started + chunk;
     loop {
-        ensure_calm(alarms, &names, &format!("during '{}'", step.name)).await?;
+        ensure_calm(
+            ports,
+            &names,
+            kill_switch.as_deref(),
+            &format!("during '{}'", step.name),
+        )
+        .await?;
         let now = Instant::now();
         if now >= end {
             break;
@@ -497,18 +550,33 @@ fn emit_metrics(emf: &Value) {
 /// Build the journal and the outcome; a run that did not complete cleanly
 /// goes to the dead-letter queue with its cause.
 pub async fn finish(
-    request: FinishRequest,
+    state: State,
     dead_letters: &dyn DeadLetters,
+    parameters: &dyn Parameters,
 ) -> Result<Finished, Failure> {
-    let span = run_span(&request.state, "journal");
-    finish_in(request, dead_letters).instrument(span).await
+    let span = run_span(&state, "journal");
+    finish_in(state, dead_letters, parameters)
+        .instrument(span)
+        .await
 }
 
 async fn finish_in(
-    request: FinishRequest,
+    state: State,
     dead_letters: &dyn DeadLetters,
+    parameters: &dyn Parameters,
 ) -> Result<Finished, Failure> {
-    let state = request.state;
+    let queue_url = guard::deployment(&state)?.dead_letter_queue_url.clone();
+    finish_to(state, &queue_url, dead_letters, parameters).await
+}
+
+/// Build the journal, send a failed run's to `queue_url`, and remove the
+/// run record once every undo has run.
+pub(crate) async fn finish_to(
+    state: State,
+    queue_url: &str,
+    dead_letters: &dyn DeadLetters,
+    parameters: &dyn Parameters,
+) -> Result<Finished, Failure> {
     let now = OffsetDateTime::now_utc();
     let finished = journal::journal(&state, now);
     emit_metrics(&journal::metrics(&state, &finished, now));
@@ -520,12 +588,27 @@ async fn finish_in(
             "journal": finished.journal,
         });
         dead_letters
-            .send(&request.dead_letter_queue_url, &body.to_string())
+            .send(queue_url, &body.to_string())
             .await
             .map_err(|e| Failure::from_aws("sending the journal to the dead-letter queue", e))?;
         tracing::warn!(execution = %state.execution, %error, cause = ?finished.outcome.cause, "experiment failed");
     } else {
         tracing::info!(execution = %state.execution, "experiment completed");
+    }
+    // Every undo ran: nothing is left for the janitor. When one failed the
+    // record stays, and the janitor tries again when the execution ends.
+    let all_undone = state.rollback_error.is_none()
+        && state
+            .rollbacks
+            .iter()
+            .all(|r| r.status == RunStatus::Succeeded);
+    if all_undone {
+        if let Some(name) = experiment::guards::RunRecord::parameter(&state.execution) {
+            parameters
+                .delete(&name)
+                .await
+                .map_err(|e| Failure::from_aws("removing the run record", e))?;
+        }
     }
     Ok(finished)
 }

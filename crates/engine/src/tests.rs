@@ -23,10 +23,28 @@ fn ecs_experiment(time_scale: f64) -> Value {
     doc
 }
 
+const EXECUTION: &str = "arn:aws:states:us-east-1:1:execution:x:y";
+const OPT_IN: &str = "turbulence:opt-in";
+const KILL_SWITCH: &str = "/turbulence/kill-switch";
+
+fn deployment() -> experiment::guards::Deployment {
+    serde_json::from_value(json!({
+        "allowed_accounts": "1",
+        "allowed_regions": "us-east-1",
+        "opt_in_tag": OPT_IN,
+        "kill_switch_parameter": KILL_SWITCH,
+        "dead_letter_queue_url": "dlq",
+        "max_task_percent": "50",
+        "min_remaining_tasks": "1",
+    }))
+    .unwrap()
+}
+
 fn start(doc: Value) -> State {
     State {
         experiment: doc,
-        execution: "arn:aws:states:us-east-1:1:execution:x:y".into(),
+        execution: EXECUTION.into(),
+        deployment: Some(deployment()),
         ..Default::default()
     }
 }
@@ -66,8 +84,10 @@ impl World {
     fn new() -> World {
         let alarms = std::sync::Arc::new(FakeAlarms::default());
         alarms.set(ALARM, "OK");
+        let ecs = FakeEcs::with_service("c", "web", 3);
+        ecs.tag("c", Some("web"), OPT_IN, "true");
         World {
-            ecs: FakeEcs::with_service("c", "web", 3),
+            ecs,
             alarms,
             dlq: FakeDeadLetters::default(),
             parameters: FakeParameters::default(),
@@ -85,20 +105,14 @@ impl World {
         mut between: impl FnMut(&State, &FakeEcs, &FakeAlarms),
     ) -> (State, Finished) {
         let mut rng = rng();
-        let mut state = match plan(start(doc.clone()), &*self.alarms, &self.parameters).await {
+        let mut state = match plan(start(doc.clone()), &self.ports()).await {
             Ok(s) => s,
             Err(f) => {
                 let mut s = start(doc);
                 s.error = Some(caught(f));
-                let finished = finish(
-                    FinishRequest {
-                        dead_letter_queue_url: "dlq".into(),
-                        state: s.clone(),
-                    },
-                    &self.dlq,
-                )
-                .await
-                .unwrap();
+                let finished = finish(s.clone(), &self.dlq, &self.parameters)
+                    .await
+                    .unwrap();
                 return (s, finished);
             }
         };
@@ -113,7 +127,7 @@ impl World {
                 }
                 NextKind::Wait => {
                     self.wait_calls += 1;
-                    wait(input.clone(), &*self.alarms, None).await
+                    wait(input.clone(), &self.ports(), None).await
                 }
                 NextKind::Done | NextKind::Rollback => break,
             };
@@ -133,15 +147,9 @@ impl World {
                 break;
             }
         }
-        let finished = finish(
-            FinishRequest {
-                dead_letter_queue_url: "dlq".into(),
-                state: state.clone(),
-            },
-            &self.dlq,
-        )
-        .await
-        .unwrap();
+        let finished = finish(state.clone(), &self.dlq, &self.parameters)
+            .await
+            .unwrap();
         (state, finished)
     }
 }
@@ -168,8 +176,15 @@ async fn the_ecs_experiment_completes_when_autoscaling_restores_the_service() {
     // Stopped one task; recorded and replayed the desired count it found.
     assert_eq!(w.ecs.stopped().len(), 1);
     assert_eq!(finished.journal["run"][0]["output"], json!(w.ecs.stopped()));
-    assert_eq!(state.rollbacks.len(), 1);
+    // The restore, then the lock Plan took, released last.
+    assert_eq!(state.rollbacks.len(), 2);
     assert_eq!(state.rollbacks[0].arguments["desired_count"], json!(3));
+    assert_eq!(
+        state.rollbacks[1].function,
+        "turbulence.guards.actions.release_lock"
+    );
+    assert_eq!(w.parameters.value("/turbulence/locks/ecs/c/web"), None);
+    assert_eq!(w.parameters.value("/turbulence/runs/x/y"), None);
     assert_eq!(w.ecs.desired("c", "web"), 3);
     assert!(
         w.dlq.sent().is_empty(),
@@ -233,7 +248,7 @@ async fn an_alarm_during_the_hour_aborts_within_one_poll_and_rolls_back() {
         cause,
         "abort alarm 'abort' in ALARM during 'pause after 'scale-service-to-zero''"
     );
-    assert_eq!(state.rollbacks.len(), 1);
+    assert_eq!(state.rollbacks.len(), 2);
     assert_eq!(
         w.ecs.desired("c", "web"),
         3,
@@ -258,13 +273,11 @@ async fn a_compressed_hour_is_waited_in_scaled_chunks() {
 #[tokio::test(start_paused = true)]
 async fn a_wait_never_runs_past_the_lambda_deadline() {
     let w = World::new();
-    let mut state = plan(start(ecs_experiment(1.0)), &*w.alarms, &w.parameters)
-        .await
-        .unwrap();
+    let mut state = plan(start(ecs_experiment(1.0)), &w.ports()).await.unwrap();
     state.point_at(4); // the 1 h pause
     assert_eq!(state.next.kind, NextKind::Wait);
     let clock = Instant::now();
-    let state = wait(state, &*w.alarms, Some(Duration::from_secs(60)))
+    let state = wait(state, &w.ports(), Some(Duration::from_secs(60)))
         .await
         .unwrap();
     assert_eq!(
@@ -281,9 +294,7 @@ async fn plan_refuses_missing_alarms_and_touches_nothing() {
     let w = World::new();
     let mut doc = ecs_experiment(1.0);
     doc["extensions"][0]["abort_alarms"] = json!(["abort", "nope"]);
-    let err = plan(start(doc), &*w.alarms, &w.parameters)
-        .await
-        .unwrap_err();
+    let err = plan(start(doc), &w.ports()).await.unwrap_err();
     assert_eq!(
         err,
         Failure::Invalid(
@@ -297,7 +308,7 @@ async fn plan_refuses_missing_alarms_and_touches_nothing() {
 async fn plan_refuses_to_start_while_an_abort_alarm_fires() {
     let w = World::new();
     w.alarms.set(ALARM, "ALARM");
-    let err = plan(start(ecs_experiment(1.0)), &*w.alarms, &w.parameters)
+    let err = plan(start(ecs_experiment(1.0)), &w.ports())
         .await
         .unwrap_err();
     assert_eq!(err.name(), "ExperimentAborted");
@@ -327,33 +338,34 @@ async fn an_invalid_experiment_fails_with_its_reason_in_the_dlq() {
 async fn a_failing_action_stops_the_method_and_still_rolls_back() {
     let mut w = World::new();
     let mut doc = ecs_experiment(1.0);
-    // Scale first, then try to stop a task of a service that does not exist.
+    // Scale to zero first, then try to stop a task: none is left.
     let scale = doc["method"][1].clone();
-    let mut stop = doc["method"][0].clone();
-    stop["provider"]["arguments"]["service"] = json!("ghost");
+    let stop = doc["method"][0].clone();
     doc["method"] = json!([scale, stop]);
-    let (state, finished) = w.run(doc, |_, _, _| {}).await;
+    let (state, finished) = w
+        .run(doc, |_, ecs, _| {
+            ecs.set_running("c", "web", ecs.desired("c", "web").max(0) as usize)
+        })
+        .await;
     assert_eq!(finished.outcome.error.as_deref(), Some("ActivityFailed"));
     let cause = finished.outcome.cause.unwrap();
     assert_eq!(
         cause,
-        "action 'stop-random-task' in the method failed: service 'ghost' not found in cluster 'c'"
+        "action 'stop-random-task' in the method failed: no running tasks in service 'web' of cluster 'c'"
     );
     assert_eq!(finished.journal["run"][1]["status"], "failed");
     assert_eq!(
         finished.journal["run"][1]["exception"][0],
-        "service 'ghost' not found in cluster 'c'"
+        "no running tasks in service 'web' of cluster 'c'"
     );
-    assert_eq!(state.rollbacks.len(), 1);
+    assert_eq!(state.rollbacks.len(), 2);
     assert_eq!(w.ecs.desired("c", "web"), 3);
 }
 
 #[tokio::test]
 async fn throttling_is_retryable_and_records_nothing() {
     let w = World::new();
-    let mut state = plan(start(ecs_experiment(1.0)), &*w.alarms, &w.parameters)
-        .await
-        .unwrap();
+    let mut state = plan(start(ecs_experiment(1.0)), &w.ports()).await.unwrap();
     state.point_at(1); // stop-random-task
     w.ecs
         .fail_next(activities::AwsError::Throttled("Rate exceeded".into()));
@@ -366,9 +378,7 @@ async fn throttling_is_retryable_and_records_nothing() {
 #[tokio::test]
 async fn a_failed_rollback_is_recorded_and_the_next_one_still_runs() {
     let w = World::new();
-    let mut state = plan(start(ecs_experiment(1.0)), &*w.alarms, &w.parameters)
-        .await
-        .unwrap();
+    let mut state = plan(start(ecs_experiment(1.0)), &w.ports()).await.unwrap();
     let undo = |service: &str, n: i32| Compensation {
         for_action: "a".into(),
         name: format!("restore {service}"),
@@ -400,9 +410,7 @@ async fn a_failed_rollback_is_recorded_and_the_next_one_still_runs() {
 #[tokio::test]
 async fn a_step_of_the_wrong_kind_is_refused() {
     let w = World::new();
-    let mut state = plan(start(ecs_experiment(1.0)), &*w.alarms, &w.parameters)
-        .await
-        .unwrap();
+    let mut state = plan(start(ecs_experiment(1.0)), &w.ports()).await.unwrap();
     state.point_at(2); // a wait
     let mut rng = rng();
     let err = step(state, &w.ports(), &mut rng).await.unwrap_err();
@@ -457,10 +465,253 @@ async fn a_bad_experiment_reference_is_invalid() {
         ),
     ];
     for (input, expected) in cases {
-        let err = plan(start(input.clone()), &*w.alarms, &w.parameters)
-            .await
-            .unwrap_err();
+        let err = plan(start(input.clone()), &w.ports()).await.unwrap_err();
         assert_eq!(err.name(), "ExperimentInvalid", "{input}");
         assert!(err.to_string().contains(expected), "{input}: {err}");
+    }
+}
+
+/// The guards and the janitor.
+mod guards {
+    use super::*;
+    use crate::janitor::{self, Janitor};
+    use activities::{AwsError, Executions};
+
+    async fn refused(w: &World, doc: Value) -> String {
+        match plan(start(doc), &w.ports()).await {
+            Err(Failure::Refused(m)) => m,
+            other => panic!("expected GuardRefused, got {other:?}"),
+        }
+    }
+
+    fn untouched(w: &World) {
+        assert!(w.ecs.stopped().is_empty());
+        assert_eq!(w.ecs.desired("c", "web"), 3);
+        assert_eq!(w.parameters.value("/turbulence/runs/x/y"), None);
+    }
+
+    #[tokio::test]
+    async fn a_service_without_the_opt_in_tag_is_refused() {
+        let mut w = World::new();
+        w.ecs = FakeEcs::with_service("c", "web", 3);
+        w.ecs.tag("c", Some("web"), OPT_IN, "false");
+        let m = refused(&w, ecs_experiment(1.0)).await;
+        assert_eq!(
+            m,
+            "ECS service 'web' of cluster 'c' has not opted in: it needs the tag 'turbulence:opt-in' with the value 'true'"
+        );
+        untouched(&w);
+        assert_eq!(w.parameters.value("/turbulence/locks/ecs/c/web"), None);
+    }
+
+    #[tokio::test]
+    async fn a_locked_target_is_refused_and_the_lock_left_to_its_holder() {
+        let w = World::new();
+        let other = "arn:aws:states:us-east-1:1:execution:x:other";
+        let held = json!({"execution": other, "expires_at": "2999-01-01T00:00:00Z"}).to_string();
+        w.parameters.set("/turbulence/locks/ecs/c/web", &held);
+        let m = refused(&w, ecs_experiment(1.0)).await;
+        assert_eq!(
+            m,
+            format!("ECS service 'web' of cluster 'c' is locked by another experiment ({other}) until 2999-01-01T00:00:00Z")
+        );
+        untouched(&w);
+        assert_eq!(
+            w.parameters.value("/turbulence/locks/ecs/c/web"),
+            Some(held)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stop_over_the_blast_radius_is_refused_at_plan() {
+        let w = World::new();
+        let mut doc = ecs_experiment(1.0);
+        doc["method"][0]["provider"]["arguments"]["task_count"] = json!(2);
+        let m = refused(&w, doc).await;
+        assert_eq!(m, "activity 'stop-random-task': stopping 2 of the 3 running tasks of service 'web' of cluster 'c' is over the blast-radius cap of 50% of running tasks");
+        untouched(&w);
+    }
+
+    #[tokio::test]
+    async fn the_kill_switch_refuses_new_runs() {
+        let w = World::new();
+        w.parameters.set(KILL_SWITCH, "on");
+        let m = refused(&w, ecs_experiment(1.0)).await;
+        assert_eq!(
+            m,
+            "kill switch '/turbulence/kill-switch' is set (on): no experiment may start"
+        );
+        untouched(&w);
+    }
+
+    #[tokio::test]
+    async fn a_run_outside_the_allowed_accounts_is_refused() {
+        let w = World::new();
+        let mut s = start(ecs_experiment(1.0));
+        s.execution = "arn:aws:states:us-east-1:999:execution:x:y".into();
+        let e = plan(s, &w.ports()).await.unwrap_err();
+        assert_eq!(e.name(), "GuardRefused");
+        assert_eq!(
+            e.to_string(),
+            "account 999 is not in the allowed accounts (1)"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_kill_switch_aborts_a_running_wait_at_its_next_poll() {
+        let w = World::new();
+        let mut state = plan(start(ecs_experiment(1.0)), &w.ports()).await.unwrap();
+        let mut rng = rng();
+        // The probe, then the task stop: the 150 s pause is next.
+        state = step(state.clone(), &w.ports(), &mut rng).await.unwrap();
+        state = step(state.clone(), &w.ports(), &mut rng).await.unwrap();
+        let clock = Instant::now();
+        let kill = async {
+            tokio::time::sleep(Duration::from_secs(12)).await;
+            w.parameters.set(KILL_SWITCH, "incident 7");
+        };
+        let ports = w.ports();
+        let (result, ()) = tokio::join!(wait(state, &ports, None), kill);
+        let e = result.unwrap_err();
+        assert_eq!(e.name(), "ExperimentAborted");
+        assert!(
+            e.to_string()
+                .starts_with("kill switch '/turbulence/kill-switch' is set (incident 7) during"),
+            "{e}"
+        );
+        // Polls every 5 s: noticed at 15 s.
+        assert_eq!(clock.elapsed(), Duration::from_secs(15));
+    }
+
+    #[tokio::test]
+    async fn an_undo_logged_by_an_action_that_then_failed_still_runs() {
+        let w = World::new();
+        let mut doc = ecs_experiment(1.0);
+        doc["method"] = json!([doc["method"][1].clone()]);
+        let mut rng = rng();
+        let state = plan(start(doc), &w.ports()).await.unwrap();
+        let state = step(state, &w.ports(), &mut rng).await.unwrap();
+        let before = state.clone();
+        // The action changes the count, then its Lambda dies before it
+        // returns: the Catch keeps the state from before the action.
+        step(state, &w.ports(), &mut rng).await.unwrap();
+        assert_eq!(w.ecs.desired("c", "web"), 0);
+        let mut state = before;
+        state.error = Some(CaughtError {
+            error: "States.Timeout".into(),
+            cause: "Task timed out".into(),
+        });
+        loop {
+            state = rollback(state, &w.ports(), &mut rng).await.unwrap();
+            if state.next.kind != NextKind::Rollback {
+                break;
+            }
+        }
+        assert_eq!(w.ecs.desired("c", "web"), 3);
+        assert_eq!(w.parameters.value("/turbulence/locks/ecs/c/web"), None);
+    }
+
+    struct FakeExecutions {
+        status: &'static str,
+        last: std::sync::Mutex<Option<Value>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Executions for FakeExecutions {
+        async fn status(&self, _: &str) -> Result<Option<String>, AwsError> {
+            Ok(Some(self.status.into()))
+        }
+        async fn last_state(&self, _: &str) -> Result<Option<Value>, AwsError> {
+            Ok(self.last.lock().unwrap().clone())
+        }
+    }
+
+    /// A run stopped during its hour-long wait: the janitor restores the
+    /// count, releases the lock, sends one journal, and removes the record;
+    /// a second event for the same run does nothing.
+    #[tokio::test]
+    async fn the_janitor_cleans_up_after_a_stopped_run_once() {
+        let w = World::new();
+        let mut rng = rng();
+        let mut state = plan(start(ecs_experiment(1.0)), &w.ports()).await.unwrap();
+        while state.next.kind != NextKind::Wait || state.cursor < 3 {
+            state = match state.next.kind {
+                NextKind::Wait => {
+                    state.advance();
+                    state
+                }
+                _ => step(state, &w.ports(), &mut rng).await.unwrap(),
+            };
+        }
+        assert_eq!(w.ecs.desired("c", "web"), 0);
+        let executions = FakeExecutions {
+            status: "ABORTED",
+            last: std::sync::Mutex::new(Some(serde_json::to_value(&state).unwrap())),
+        };
+        let j = Janitor {
+            ports: w.ports(),
+            executions: &executions,
+            dead_letters: &w.dlq,
+            fault_prefix: None,
+        };
+        let event: janitor::Event = serde_json::from_value(json!({
+            "detail-type": "Step Functions Execution Status Change",
+            "source": "aws.states",
+            "detail": {"executionArn": EXECUTION, "status": "ABORTED", "stopDate": 1}
+        }))
+        .unwrap();
+        let out = janitor::handle(event.clone(), &j, &mut rng).await.unwrap();
+        assert_eq!(out["cleaned"], true, "{out}");
+        assert_eq!(w.ecs.desired("c", "web"), 3);
+        assert_eq!(w.parameters.value("/turbulence/locks/ecs/c/web"), None);
+        assert_eq!(w.parameters.value("/turbulence/runs/x/y"), None);
+        let sent = w.dlq.sent();
+        assert_eq!(sent.len(), 1);
+        let message: Value = serde_json::from_str(&sent[0].1).unwrap();
+        assert_eq!(message["error"], "ExperimentInterrupted");
+        assert_eq!(message["journal"]["status"], "interrupted");
+        assert_eq!(message["journal"]["run"].as_array().unwrap().len(), 2);
+
+        let again = janitor::handle(event, &j, &mut rng).await.unwrap();
+        assert_eq!(again["cleaned"], false);
+        assert_eq!(w.dlq.sent().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_sweep_removes_expired_locks_and_faults_and_cleans_finished_runs() {
+        let w = World::new();
+        let mut rng = rng();
+        let state = plan(start(ecs_experiment(1.0)), &w.ports()).await.unwrap();
+        w.parameters.set(
+            "/turbulence/locks/ecs/c/old",
+            &json!({"execution": "e", "expires_at": "2000-01-01T00:00:00Z"}).to_string(),
+        );
+        w.parameters.set(
+            "/turbulence/faults/f",
+            &json!({"latency": {"enabled": true, "min_latency": 1, "max_latency": 2}, "expires_at": "2000-01-01T00:00:00Z"}).to_string(),
+        );
+        w.parameters.set(
+            "/turbulence/faults/live",
+            &json!({"latency": {"enabled": true, "min_latency": 1, "max_latency": 2}, "expires_at": "2999-01-01T00:00:00Z"}).to_string(),
+        );
+        let executions = FakeExecutions {
+            status: "FAILED",
+            last: std::sync::Mutex::new(Some(serde_json::to_value(&state).unwrap())),
+        };
+        let j = Janitor {
+            ports: w.ports(),
+            executions: &executions,
+            dead_letters: &w.dlq,
+            fault_prefix: Some("/turbulence/faults"),
+        };
+        let out = janitor::sweep(&j, &mut rng, OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+        assert_eq!(out["locks_removed"], json!(["/turbulence/locks/ecs/c/old"]));
+        assert_eq!(out["faults_removed"], json!(["/turbulence/faults/f"]));
+        assert_eq!(out["runs"][0]["cleaned"], true);
+        assert!(w.parameters.value("/turbulence/faults/live").is_some());
+        assert_eq!(w.parameters.value("/turbulence/locks/ecs/c/web"), None);
+        assert_eq!(w.dlq.sent().len(), 1);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use activities::fake::{FakeAlarms, FakeDeadLetters, FakeEcs, FakeFunctions, FakeParameters};
 use activities::Ports;
-use engine::{finish, plan, rollback, step, wait, FinishRequest};
+use engine::{finish, plan, rollback, step, wait};
 use experiment::{NextKind, State};
 use rand::SeedableRng;
 use serde_json::{json, Value};
@@ -43,6 +43,7 @@ async fn every_log_line_is_json_with_the_execution_and_the_step() {
     doc["extensions"] =
         json!([{"name": "turbulence", "abort_alarms": ["abort"], "time_scale": 0.001}]);
     let ecs = FakeEcs::with_service("c", "web", 3);
+    ecs.tag("c", Some("web"), "opt-in", "true");
     let alarms = FakeAlarms::default();
     alarms.set("abort", "OK");
     let parameters = FakeParameters::default();
@@ -60,12 +61,20 @@ async fn every_log_line_is_json_with_the_execution_and_the_step() {
     let start = State {
         experiment: doc.clone(),
         execution: execution.into(),
+        deployment: Some(
+            serde_json::from_value(json!({
+                "allowed_accounts": "*", "allowed_regions": "*", "opt_in_tag": "opt-in",
+                "kill_switch_parameter": "/kill", "dead_letter_queue_url": "dlq",
+                "max_task_percent": 50, "min_remaining_tasks": 1,
+            }))
+            .unwrap(),
+        ),
         ..Default::default()
     };
-    let mut state = plan(start, &alarms, &parameters).await.unwrap();
+    let mut state = plan(start, &ports).await.unwrap();
     while state.next.kind != NextKind::Done {
         state = match state.next.kind {
-            NextKind::Wait => wait(state, &alarms, None).await.unwrap(),
+            NextKind::Wait => wait(state, &ports, None).await.unwrap(),
             _ => {
                 // Stand in for ECS: tasks follow the desired count.
                 let s = step(state, &ports, &mut rng).await.unwrap();
@@ -84,11 +93,7 @@ async fn every_log_line_is_json_with_the_execution_and_the_step() {
             break;
         }
     }
-    let request = FinishRequest {
-        dead_letter_queue_url: "dlq".into(),
-        state,
-    };
-    finish(request, &dlq).await.unwrap();
+    finish(state, &dlq, &parameters).await.unwrap();
     drop(guard);
 
     let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();

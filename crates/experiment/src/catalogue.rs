@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::guards::Target;
 use crate::model::{kind_of, ActivityType};
 
 /// A call as written in the experiment: `module.func` and its arguments.
@@ -24,6 +25,17 @@ pub struct CallSpec {
 pub enum TaskCount {
     Count(u32),
     Percent(u32),
+}
+
+impl TaskCount {
+    /// How many of `running` tasks to stop. A percentage stops at least one
+    /// task: one that rounds to none would make the experiment a silent no-op.
+    pub fn of(self, running: usize) -> usize {
+        match self {
+            TaskCount::Count(n) => n as usize,
+            TaskCount::Percent(p) => (running * p as usize).div_ceil(100).max(1),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +89,8 @@ pub enum Call {
     /// experiment; the compensation deletes it.
     InjectLambdaFaults {
         parameter_name: String,
+        /// The function that reads the parameter: it must have opted in.
+        function_name: String,
         configuration: Value,
     },
     /// `turbulence.faults.actions.clear_lambda_faults`
@@ -87,6 +101,12 @@ pub enum Call {
     /// `turbulence.faults.probes.lambda_faults_are_empty`: true when no
     /// configuration is set, or it injects nothing.
     LambdaFaultsAreEmpty { parameter_name: String },
+    /// `turbulence.guards.actions.release_lock`: delete a target's lock if
+    /// this execution holds it. Plan records one per lock it takes.
+    ReleaseLock {
+        parameter_name: String,
+        execution: String,
+    },
 }
 
 /// The most invocations one `invoke_function_repeatedly` makes.
@@ -169,7 +189,11 @@ const CATALOGUE: &[Entry] = &[
     },
     Entry {
         function: "turbulence.faults.actions.inject_lambda_faults",
-        params: &[("parameter_name", true), ("configuration", true)],
+        params: &[
+            ("parameter_name", true),
+            ("function_name", true),
+            ("configuration", true),
+        ],
     },
     Entry {
         function: "turbulence.faults.actions.clear_lambda_faults",
@@ -182,6 +206,10 @@ const CATALOGUE: &[Entry] = &[
     Entry {
         function: "turbulence.faults.probes.lambda_faults_are_empty",
         params: &[("parameter_name", true)],
+    },
+    Entry {
+        function: "turbulence.guards.actions.release_lock",
+        params: &[("parameter_name", true), ("execution", true)],
     },
 ];
 
@@ -378,6 +406,7 @@ impl Call {
                     .map_err(|e| args.err("configuration", e))?;
                 Call::InjectLambdaFaults {
                     parameter_name: args.parameter_name("parameter_name")?,
+                    function_name: args.text("function_name")?,
                     configuration,
                 }
             }
@@ -389,6 +418,10 @@ impl Call {
             },
             "turbulence.faults.probes.lambda_faults_are_empty" => Call::LambdaFaultsAreEmpty {
                 parameter_name: args.parameter_name("parameter_name")?,
+            },
+            "turbulence.guards.actions.release_lock" => Call::ReleaseLock {
+                parameter_name: args.parameter_name("parameter_name")?,
+                execution: args.text("execution")?,
             },
             other => return Err(format!("'{other}' has no implementation")),
         })
@@ -403,11 +436,67 @@ impl Call {
             | Call::LambdaInvokeRepeatedly { .. }
             | Call::InjectLambdaFaults { .. }
             | Call::ClearLambdaFaults { .. }
-            | Call::SsmDeleteParameter { .. } => ActivityType::Action,
+            | Call::SsmDeleteParameter { .. }
+            | Call::ReleaseLock { .. } => ActivityType::Action,
             Call::EcsAreAllDesiredTasksRunning { .. }
             | Call::EcsDescribeService { .. }
             | Call::CloudWatchGetAlarmStateValue { .. }
             | Call::LambdaFaultsAreEmpty { .. } => ActivityType::Probe,
+        }
+    }
+}
+
+impl Call {
+    /// What this call changes, for the opt-in and lock guards. Probes change
+    /// nothing; invoking a function counts as touching it.
+    pub fn targets(&self) -> Vec<Target> {
+        match self {
+            Call::EcsStopRandomTasks {
+                cluster,
+                service: Some(service),
+                ..
+            }
+            | Call::EcsUpdateDesiredCount {
+                cluster, service, ..
+            } => vec![Target::EcsService {
+                cluster: cluster.clone(),
+                service: service.clone(),
+            }],
+            Call::EcsStopRandomTasks {
+                cluster,
+                service: None,
+                ..
+            } => vec![Target::EcsCluster {
+                cluster: cluster.clone(),
+            }],
+            Call::SsmPutParameter { name, .. } | Call::SsmDeleteParameter { name } => {
+                vec![Target::Parameter { name: name.clone() }]
+            }
+            Call::ClearLambdaFaults { parameter_name } => vec![Target::Parameter {
+                name: parameter_name.clone(),
+            }],
+            Call::InjectLambdaFaults {
+                parameter_name,
+                function_name,
+                ..
+            } => vec![
+                Target::Parameter {
+                    name: parameter_name.clone(),
+                },
+                Target::Function {
+                    name: function_name.clone(),
+                },
+            ],
+            Call::LambdaInvokeFunction { function_name, .. }
+            | Call::LambdaInvokeRepeatedly { function_name, .. } => vec![Target::Function {
+                name: function_name.clone(),
+            }],
+            // The lock's own bookkeeping, and the probes.
+            Call::ReleaseLock { .. }
+            | Call::EcsAreAllDesiredTasksRunning { .. }
+            | Call::EcsDescribeService { .. }
+            | Call::CloudWatchGetAlarmStateValue { .. }
+            | Call::LambdaFaultsAreEmpty { .. } => vec![],
         }
     }
 }

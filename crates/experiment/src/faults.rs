@@ -23,6 +23,12 @@ pub fn is_inert(text: &str, now: time::OffsetDateTime) -> bool {
     }
 }
 
+/// True when the stored text is a configuration past its `expires_at`:
+/// left behind by a run that is over, safe to delete.
+pub fn is_expired(text: &str, now: time::OffsetDateTime) -> bool {
+    FaultConfig::parse_valid(text).is_ok_and(|c| c.is_expired(now))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,7 +60,7 @@ mod tests {
         let call = |configuration: Value| {
             crate::Call::parse(&crate::CallSpec {
                 function: "turbulence.faults.actions.inject_lambda_faults".into(),
-                arguments: json!({"parameter_name": "/turbulence/faults/x", "configuration": configuration})
+                arguments: json!({"parameter_name": "/turbulence/faults/x", "function_name": "f", "configuration": configuration})
                     .as_object()
                     .cloned()
                     .unwrap_or_default(),

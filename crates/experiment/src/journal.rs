@@ -21,6 +21,10 @@ pub mod names {
     pub const THROTTLED: &str = "Throttled";
     /// The state document itself is unusable (a bug, or a hand-edited input).
     pub const STATE_INVALID: &str = "StateInvalid";
+    /// A guard refused the experiment before anything was touched.
+    pub const GUARD_REFUSED: &str = "GuardRefused";
+    /// The execution was stopped or timed out; the janitor cleaned up.
+    pub const EXPERIMENT_INTERRUPTED: &str = "ExperimentInterrupted";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +33,9 @@ pub enum Status {
     Completed,
     Failed,
     Aborted,
+    /// Stopped from outside (StopExecution, a timeout), as Chaos Toolkit
+    /// calls a run ended by a signal.
+    Interrupted,
 }
 
 /// How the run ended: the journal's status and, for anything but a clean
@@ -69,6 +76,18 @@ pub fn outcome(state: &State) -> Outcome {
                 Status::Aborted,
                 false,
                 Some(names::EXPERIMENT_ABORTED),
+                Some(r.message),
+            ),
+            names::GUARD_REFUSED => (
+                Status::Failed,
+                false,
+                Some(names::GUARD_REFUSED),
+                Some(r.message),
+            ),
+            names::EXPERIMENT_INTERRUPTED => (
+                Status::Interrupted,
+                false,
+                Some(names::EXPERIMENT_INTERRUPTED),
                 Some(r.message),
             ),
             names::STEADY_STATE_DEVIATED => (

@@ -4,11 +4,13 @@
 //! - [`catalogue`]: the `module.func` activities Turbulence runs natively.
 //! - [`plan`]: expand a valid experiment into the steps the state machine walks.
 //! - [`tolerance`]: judge a probe's output against its tolerance.
+//! - [`guards`]: the deployment's guards, targets, locks and undo logs.
 //! - [`state`]: the document passed from function to function.
 //! - [`journal`]: the Chaos Toolkit journal built from that state.
 
 pub mod catalogue;
 pub mod faults;
+pub mod guards;
 pub mod journal;
 pub mod model;
 pub mod plan;

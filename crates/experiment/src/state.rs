@@ -118,6 +118,9 @@ pub struct State {
     /// The execution ARN.
     #[serde(default)]
     pub execution: String,
+    /// The deployment's guard settings, from the state machine definition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<crate::guards::Deployment>,
     /// The SSM parameter the experiment was loaded from, when the input
     /// named one instead of carrying it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -10,7 +10,12 @@ async fn main() -> Result<(), Error> {
     let aws = Aws::load().await;
     let aws = &aws;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        engine::finish(lambda::parse(event.payload)?, &aws.dead_letters).await
+        engine::finish(
+            lambda::parse(event.payload)?,
+            &aws.dead_letters,
+            &aws.parameters,
+        )
+        .await
     }))
     .await
 }

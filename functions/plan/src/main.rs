@@ -1,4 +1,5 @@
-//! Plan: validate the experiment, check its abort alarms, expand it into steps.
+//! Plan: validate the experiment, check its abort alarms and guards, take
+//! the target locks, expand it into steps.
 use engine::lambda::{self, Aws};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
@@ -9,7 +10,7 @@ async fn main() -> Result<(), Error> {
     let aws = Aws::load().await;
     let aws = &aws;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        engine::plan(lambda::parse(event.payload)?, &aws.alarms, &aws.parameters).await
+        engine::plan(lambda::parse(event.payload)?, &aws.ports()).await
     }))
     .await
 }

@@ -1,4 +1,4 @@
-//! Wait: one chunk of a pause, polling the abort alarms.
+//! Wait: one chunk of a pause, polling the abort alarms and the kill switch.
 use engine::lambda::{self, Aws};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     let aws = &aws;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let time_left = lambda::time_left(&event.context);
-        engine::wait(lambda::parse(event.payload)?, &aws.alarms, time_left).await
+        engine::wait(lambda::parse(event.payload)?, &aws.ports(), time_left).await
     }))
     .await
 }

@@ -1,0 +1,34 @@
+//! Janitor: undo what an execution that ended without its rollbacks
+//! changed (EventBridge status changes), and sweep leftovers (a schedule).
+use activities::aws::AwsExecutions;
+use engine::janitor::{self, Janitor};
+use engine::lambda::{self, Aws};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use rand::SeedableRng;
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda::init_tracing();
+    let aws = Aws::load().await;
+    let executions = AwsExecutions(aws_sdk_sfn::Client::new(
+        &activities::aws::sdk_config().await,
+    ));
+    // A path, as GetParametersByPath takes it: no trailing slash.
+    let fault_prefix = std::env::var("FAULT_PARAMETER_PREFIX")
+        .ok()
+        .map(|p| p.trim_end_matches('/').to_string())
+        .filter(|p| !p.is_empty());
+    let janitor = Janitor {
+        ports: aws.ports(),
+        executions: &executions,
+        dead_letters: &aws.dead_letters,
+        fault_prefix: fault_prefix.as_deref(),
+    };
+    let janitor = &janitor;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let mut rng = rand::rngs::StdRng::from_os_rng();
+        janitor::handle(lambda::parse(event.payload)?, janitor, &mut rng).await
+    }))
+    .await
+}

@@ -1,0 +1,405 @@
+//! The fault matrix: eight ways a chaos run goes wrong, on the local stack.
+//! After each, the account must be as it was: the service's desiredCount
+//! back at the value recorded before the method, no fault configuration
+//! left, every lock released, the run record gone, and exactly one journal
+//! in the dead-letter queue (none for the row whose run completes: a
+//! completed run's journal is its output, not a dead letter).
+//!
+//! Each row prints `matrix row N (name): clean` when it passes;
+//! `scripts/fault-matrix` runs them and prints the reliability summary.
+//!
+//! The experiment of every row is the shipped ECS experiment with a fault
+//! injection first: inject a Lambda fault configuration (for a function
+//! made for the row), stop a random task, wait 150 s, scale to zero, wait
+//! 1 h, all time-compressed.
+
+use std::time::{Duration, Instant};
+
+use local::{manifest, AlarmState, EcsTarget, EcsTargetSpec, LocalStack, Reconciler, Stack};
+use serde_json::{json, Value};
+use tokio::sync::RwLock;
+
+const POLL_SECONDS: f64 = 1.0;
+const RUN_TIMEOUT: Duration = Duration::from_secs(240);
+/// The hour takes 60 s: long enough to act inside it.
+const SLOW: f64 = 1.0 / 60.0;
+/// The hour takes 6 s.
+const FAST: f64 = 1.0 / 600.0;
+
+/// Row 8 arms a throttle that any ECS UpdateService of the stack would
+/// consume: it runs alone, the others together.
+static THROTTLE: RwLock<()> = RwLock::const_new(());
+
+struct Row {
+    local: LocalStack,
+    stack: Stack,
+    target: EcsTarget,
+    fault_parameter: String,
+    function: String,
+}
+
+async fn row(name: &str, service_opt_in: bool, reconciler: Reconciler) -> Row {
+    let local = LocalStack::from_env().await.unwrap_or_else(|e| {
+        panic!("{e} (run the tests with scripts/test, which starts the local stack)")
+    });
+    let prefix = local::unique_name(name);
+    let stack = local.deploy_stack(&prefix).await.expect("deploy the stack");
+    let mut spec = EcsTargetSpec::new(&prefix, 3);
+    spec.min_capacity = Some(3);
+    spec.reconciler = reconciler;
+    if !service_opt_in {
+        spec = spec.without_opt_in();
+    }
+    let target = local.create_ecs_target(&spec).await.expect("ECS target");
+    let function = local
+        .create_target_function(&format!("{prefix}-fn"), true)
+        .await
+        .expect("target function");
+    Row {
+        fault_parameter: format!("/turbulence/faults/{prefix}"),
+        local,
+        stack,
+        target,
+        function,
+    }
+}
+
+impl Row {
+    fn experiment(&self, time_scale: f64) -> Value {
+        let mut doc: Value =
+            serde_json::from_str(include_str!("../../experiments/ecs-random-task.json")).unwrap();
+        doc["configuration"] =
+            json!({"cluster": self.target.cluster, "service": self.target.service});
+        doc["extensions"] = json!([{
+            "name": "turbulence",
+            "abort_alarms": [self.stack.abort_alarm],
+            "poll_interval_seconds": POLL_SECONDS,
+            "time_scale": time_scale,
+        }]);
+        let inject = json!({
+            "type": "action",
+            "name": "inject-faults",
+            "provider": {
+                "type": "python",
+                "module": "turbulence.faults.actions",
+                "func": "inject_lambda_faults",
+                "arguments": {
+                    "parameter_name": self.fault_parameter,
+                    "function_name": self.function,
+                    "configuration": {"latency": {"enabled": true, "percentage": 50, "min_latency": 100, "max_latency": 200}}
+                }
+            }
+        });
+        let method = doc["method"].as_array_mut().unwrap();
+        method.insert(0, inject);
+        doc
+    }
+
+    async fn start(&self, doc: &Value) -> String {
+        self.local.start_execution(&self.stack, doc).await.unwrap()
+    }
+
+    /// Until the run is in its hour-long wait: all three actions ran.
+    async fn until_in_the_hour(&self, execution: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "the run never reached the 1 h wait"
+            );
+            let history = self.local.history(execution).await.unwrap();
+            let entered = local::states_entered(&history);
+            let actions = entered.iter().filter(|s| **s == "Action").count();
+            if actions == 3 && entered.last() == Some(&"Wait") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // The wait function is running its chunk now.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(self.local.desired_count(&self.target).await.unwrap(), 0);
+        assert!(self
+            .local
+            .parameter(&self.fault_parameter)
+            .await
+            .unwrap()
+            .is_some());
+    }
+
+    fn locks(&self) -> Vec<String> {
+        vec![
+            format!(
+                "{}ecs/{}/{}",
+                experiment::guards::LOCK_PREFIX,
+                self.target.cluster,
+                self.target.service
+            ),
+            format!(
+                "{}lambda/{}",
+                experiment::guards::LOCK_PREFIX,
+                self.function
+            ),
+            format!(
+                "{}ssm/{}",
+                experiment::guards::LOCK_PREFIX,
+                self.fault_parameter.trim_start_matches('/')
+            ),
+        ]
+    }
+
+    /// The account is as it was, and the dead-letter queue holds
+    /// `dead_letters` journals (polled: the janitor works asynchronously).
+    async fn assert_clean(&self, executions: &[&str], dead_letters: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut messages = self.local.dlq_messages(&self.stack).await.unwrap();
+        while messages.len() < dead_letters && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            messages = self.local.dlq_messages(&self.stack).await.unwrap();
+        }
+        let mut records = Vec::new();
+        for e in executions {
+            let name = experiment::guards::RunRecord::parameter(e).unwrap();
+            while self.local.parameter(&name).await.unwrap().is_some() {
+                assert!(Instant::now() < deadline, "run record {name} never went");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            records.push(name);
+        }
+        assert_eq!(
+            self.local.desired_count(&self.target).await.unwrap(),
+            3,
+            "desiredCount restored to the recorded 3"
+        );
+        assert_eq!(
+            self.local.parameter(&self.fault_parameter).await.unwrap(),
+            None,
+            "no fault configuration left"
+        );
+        for lock in self.locks() {
+            assert_eq!(
+                self.local.parameter(&lock).await.unwrap(),
+                None,
+                "lock {lock} released"
+            );
+        }
+        // A moment more: nothing else may arrive late.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let messages = self.local.dlq_messages(&self.stack).await.unwrap();
+        assert_eq!(messages.len(), dead_letters, "{messages:#?}");
+        for m in &messages {
+            assert!(
+                m["journal"]["status"].is_string(),
+                "a dead letter carries the journal: {m}"
+            );
+        }
+        messages
+    }
+}
+
+fn clean(n: u32, name: &str) {
+    println!("matrix row {n} ({name}): clean");
+}
+
+#[tokio::test]
+async fn row_1_an_action_fails_mid_method() {
+    let _shared = THROTTLE.read().await;
+    let r = row("m1-action-fails", true, Reconciler::TasksOnly).await;
+    let mut doc = r.experiment(FAST);
+    // After the service is scaled to zero, stop a task again: none is left.
+    let again = doc["method"][1].clone();
+    doc["method"].as_array_mut().unwrap().push(again);
+    let execution = r.start(&doc).await;
+    let done = r.local.wait_for(&execution, RUN_TIMEOUT).await.unwrap();
+    assert_eq!(done.error.as_deref(), Some("ActivityFailed"), "{done:?}");
+    let m = r.assert_clean(&[&execution], 1).await;
+    assert_eq!(m[0]["error"], "ActivityFailed");
+    assert_eq!(m[0]["journal"]["rollbacks"].as_array().unwrap().len(), 5);
+    clean(1, "action fails mid-method");
+}
+
+#[tokio::test]
+async fn row_2_an_abort_alarm_during_the_wait() {
+    let _shared = THROTTLE.read().await;
+    let r = row("m2-alarm", true, Reconciler::TasksOnly).await;
+    let execution = r.start(&r.experiment(SLOW)).await;
+    r.until_in_the_hour(&execution).await;
+    r.local
+        .set_alarm_state(&r.stack.abort_alarm, AlarmState::Alarm)
+        .await
+        .unwrap();
+    let done = r.local.wait_for(&execution, RUN_TIMEOUT).await.unwrap();
+    assert_eq!(done.error.as_deref(), Some("ExperimentAborted"), "{done:?}");
+    let m = r.assert_clean(&[&execution], 1).await;
+    assert_eq!(m[0]["journal"]["status"], "aborted");
+    clean(2, "abort alarm during a wait");
+}
+
+#[tokio::test]
+async fn row_3_stop_execution_during_the_hour_the_janitor_cleans_up() {
+    let _shared = THROTTLE.read().await;
+    let r = row("m3-stopped", true, Reconciler::TasksOnly).await;
+    let execution = r.start(&r.experiment(SLOW)).await;
+    r.until_in_the_hour(&execution).await;
+    r.local
+        .sfn()
+        .stop_execution()
+        .execution_arn(&execution)
+        .cause("stopped from the console")
+        .send()
+        .await
+        .unwrap();
+    let done = r.local.wait_for(&execution, RUN_TIMEOUT).await.unwrap();
+    assert_eq!(done.status, "ABORTED");
+    let m = r.assert_clean(&[&execution], 1).await;
+    assert_eq!(m[0]["error"], "ExperimentInterrupted");
+    assert_eq!(m[0]["journal"]["status"], "interrupted");
+    let rollbacks = m[0]["journal"]["rollbacks"].as_array().unwrap();
+    assert!(
+        rollbacks.iter().all(|r| r["status"] == "succeeded"),
+        "{rollbacks:#?}"
+    );
+    clean(3, "StopExecution during the 1 h wait");
+}
+
+#[tokio::test]
+async fn row_4_the_kill_switch_set_mid_run() {
+    let _shared = THROTTLE.read().await;
+    let r = row("m4-kill", true, Reconciler::TasksOnly).await;
+    let execution = r.start(&r.experiment(SLOW)).await;
+    r.until_in_the_hour(&execution).await;
+    r.local
+        .ssm()
+        .put_parameter()
+        .name(&r.stack.kill_switch)
+        .value("incident 42: stop all chaos")
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .unwrap();
+    let done = r.local.wait_for(&execution, RUN_TIMEOUT).await.unwrap();
+    assert_eq!(done.error.as_deref(), Some("ExperimentAborted"), "{done:?}");
+    assert!(
+        done.cause.as_deref().unwrap_or("").contains("kill switch"),
+        "{done:?}"
+    );
+    r.assert_clean(&[&execution], 1).await;
+
+    // While it is set, nothing new starts.
+    let refused = r.start(&r.experiment(FAST)).await;
+    let done = r.local.wait_for(&refused, RUN_TIMEOUT).await.unwrap();
+    assert_eq!(done.error.as_deref(), Some("GuardRefused"), "{done:?}");
+    clean(4, "kill switch set mid-run");
+}
+
+#[tokio::test]
+async fn row_5_a_second_experiment_on_a_locked_target_is_refused() {
+    let _shared = THROTTLE.read().await;
+    let r = row("m5-locked", true, Reconciler::On).await;
+    let first = r.start(&r.experiment(FAST)).await;
+    // Until the first holds its locks and has changed something.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while r
+        .local
+        .parameter(&r.fault_parameter)
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "the first run never injected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = r.start(&r.experiment(FAST)).await;
+    let done = r.local.wait_for(&second, RUN_TIMEOUT).await.unwrap();
+    assert_eq!(done.error.as_deref(), Some("GuardRefused"), "{done:?}");
+    assert!(
+        done.cause
+            .as_deref()
+            .unwrap_or("")
+            .contains("is locked by another experiment"),
+        "{done:?}"
+    );
+    let entered = local::states_entered(&r.local.history(&second).await.unwrap())
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    for never in ["Probe", "Action", "Wait", "Rollback"] {
+        assert!(
+            !entered.iter().any(|s| s == never),
+            "{never} ran: {entered:?}"
+        );
+    }
+    let first_done = r.local.wait_for(&first, RUN_TIMEOUT).await.unwrap();
+    assert!(
+        first_done.succeeded(),
+        "the first run went on: {first_done:?}"
+    );
+    let m = r.assert_clean(&[&first, &second], 1).await;
+    assert_eq!(m[0]["error"], "GuardRefused");
+    clean(5, "second experiment on a locked target refused");
+}
+
+async fn refused_untouched(r: &Row, doc: &Value, expected: &str) {
+    let before = r.local.running_tasks(&r.target).await.unwrap();
+    let execution = r.start(doc).await;
+    let done = r.local.wait_for(&execution, RUN_TIMEOUT).await.unwrap();
+    assert_eq!(done.error.as_deref(), Some("GuardRefused"), "{done:?}");
+    let cause = done.cause.unwrap_or_default();
+    assert!(
+        cause.contains(expected),
+        "expected '{expected}' in '{cause}'"
+    );
+    assert_eq!(r.local.running_tasks(&r.target).await.unwrap(), before);
+    let m = r.assert_clean(&[&execution], 1).await;
+    assert_eq!(m[0]["error"], "GuardRefused");
+    assert!(m[0]["journal"]["run"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn row_6_a_target_without_the_opt_in_tag_is_refused() {
+    let _shared = THROTTLE.read().await;
+    let r = row("m6-no-opt-in", false, Reconciler::On).await;
+    refused_untouched(
+        &r,
+        &r.experiment(FAST),
+        &format!(
+            "has not opted in: it needs the tag '{}'",
+            manifest::OPT_IN_TAG
+        ),
+    )
+    .await;
+    clean(6, "target without the opt-in tag refused");
+}
+
+#[tokio::test]
+async fn row_7_a_blast_radius_over_the_cap_is_refused() {
+    let _shared = THROTTLE.read().await;
+    let r = row("m7-blast", true, Reconciler::On).await;
+    let mut doc = r.experiment(FAST);
+    doc["method"][1]["provider"]["arguments"]["task_count"] = json!(2);
+    refused_untouched(&r, &doc, "over the blast-radius cap of 50%").await;
+    clean(7, "blast radius over the cap refused");
+}
+
+#[tokio::test]
+async fn row_8_throttling_is_retried_and_the_run_completes() {
+    let _alone = THROTTLE.write().await;
+    let r = row("m8-throttled", true, Reconciler::On).await;
+    // More than the SDK's own three attempts: the action fails Throttled,
+    // and the state machine's Retry runs it again.
+    r.local.throttle("ecs", "UpdateService", 4).await.unwrap();
+    let execution = r.start(&r.experiment(FAST)).await;
+    let done = r.local.wait_for(&execution, RUN_TIMEOUT).await.unwrap();
+    r.local.throttle("ecs", "UpdateService", 0).await.unwrap();
+    assert!(done.succeeded(), "{done:?}");
+    let history = r.local.history(&execution).await.unwrap();
+    let throttled = history
+        .iter()
+        .filter(|e| e.error.as_deref() == Some("Throttled"))
+        .count();
+    assert!(throttled >= 1, "no Throttled failure was retried");
+    let journal = done.output.unwrap();
+    assert_eq!(journal["status"], "completed");
+    r.assert_clean(&[&execution], 0).await;
+    println!("row 8: {throttled} Throttled task failure(s) retried");
+    clean(8, "throttling retried, run completes");
+}
