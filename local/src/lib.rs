@@ -553,6 +553,12 @@ impl LocalStack {
                 manifest::MAX_TASK_PERCENT.to_string()
             } else if *key == "MinRemainingTasks" {
                 manifest::MIN_REMAINING_TASKS.to_string()
+            } else if *key == "LoadAllowedHosts" {
+                manifest::LOAD_ALLOWED_HOSTS.to_string()
+            } else if *key == "LoadMaxUsers" {
+                "200".to_string()
+            } else if *key == "LoadMaxRequestsPerSecond" {
+                "2000".to_string()
             } else if let Some(logical_id) = key.strip_suffix("Arn") {
                 functions
                     .get(logical_id)

@@ -71,7 +71,13 @@ pub const SUBSTITUTIONS: &[&str] = &[
     "KillSwitchParameter",
     "MaxTaskPercent",
     "MinRemainingTasks",
+    "LoadAllowedHosts",
+    "LoadMaxUsers",
+    "LoadMaxRequestsPerSecond",
 ];
+
+/// Where the local stack lets load attacks and http probes go: loopback.
+pub const LOAD_ALLOWED_HOSTS: &str = "127.0.0.1,localhost";
 
 /// The tag targets carry to opt in: template.yaml's `OptInTagKey` default.
 pub const OPT_IN_TAG: &str = "turbulence:opt-in";

@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::ports::{
-    Alarms, AwsError, DeadLetters, Ecs, Functions, Invocation, Parameters, PutParameter, Service,
-    Task,
+    Alarms, AwsError, DeadLetters, Ecs, Functions, Invocation, MetricQuery, Metrics, Parameters,
+    PutParameter, Service, Task,
 };
 
 #[derive(Default)]
@@ -238,6 +238,32 @@ impl Alarms for FakeAlarms {
             .iter()
             .filter_map(|n| states.get(n).map(|s| (n.clone(), s.clone())))
             .collect())
+    }
+}
+
+/// Metrics that answer with the values a test gives, and keep the queries.
+#[derive(Default)]
+pub struct FakeMetrics {
+    pub values: Mutex<Vec<f64>>,
+    pub queries: Mutex<Vec<MetricQuery>>,
+}
+
+#[async_trait]
+impl Metrics for FakeMetrics {
+    async fn statistics(&self, query: &MetricQuery) -> Result<Vec<f64>, AwsError> {
+        self.queries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(query.clone());
+        Ok(self
+            .values
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone())
+    }
+
+    async fn data(&self, query: &MetricQuery) -> Result<Vec<f64>, AwsError> {
+        self.statistics(query).await
     }
 }
 

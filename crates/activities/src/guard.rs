@@ -12,7 +12,7 @@ pub async fn opted_in(ports: &Ports<'_>, target: &Target, tag: &str) -> Result<b
         Target::EcsService { cluster, service } => ports.ecs.tags(cluster, Some(service)).await?,
         Target::EcsCluster { cluster } => ports.ecs.tags(cluster, None).await?,
         Target::Function { name } => ports.functions.tags(name).await?,
-        Target::Parameter { .. } => return Ok(true),
+        Target::Parameter { .. } | Target::Host { .. } => return Ok(true),
     };
     Ok(tags
         .get(tag)

@@ -3,6 +3,7 @@
 //! [`run`] executes one catalogued [`Call`] against the ports and returns its
 //! output and, for an action that changed something, the call that undoes it.
 
+pub mod attack;
 pub mod aws;
 pub mod guard;
 pub mod ports;
@@ -15,7 +16,9 @@ use rand::seq::IndexedRandom;
 use rand::RngCore;
 use serde_json::{json, Value};
 
-pub use ports::{Alarms, AwsError, DeadLetters, Ecs, Executions, Functions, Parameters};
+pub use ports::{
+    Alarms, AwsError, DeadLetters, Ecs, Executions, Functions, MetricQuery, Metrics, Parameters,
+};
 
 mod lambda;
 
@@ -24,6 +27,7 @@ mod lambda;
 pub struct Ports<'a> {
     pub ecs: &'a dyn Ecs,
     pub alarms: &'a dyn Alarms,
+    pub metrics: &'a dyn Metrics,
     pub parameters: &'a dyn Parameters,
     pub functions: &'a dyn Functions,
 }
@@ -46,6 +50,10 @@ pub struct Context<'a> {
     /// undone even if this run never returns.
     pub undo_log: &'a dyn UndoLog,
     pub blast_radius: BlastRadius,
+    /// Where load attacks and http probes may go, and how hard.
+    pub load_limits: &'a load::Limits,
+    /// The step's name: what an attack's findings are kept under.
+    pub step: &'a str,
 }
 
 impl Context<'_> {
@@ -312,6 +320,62 @@ pub async fn run(
                     ActivityError::Failed(format!("alarm '{alarm_name}' does not exist"))
                 })
         }
+        Call::CloudWatchMetricStatistics(m) | Call::CloudWatchMetricData(m) => {
+            let statistics = matches!(call, Call::CloudWatchMetricStatistics(_));
+            let query = metric_query(m, ctx.now);
+            let values = if statistics {
+                ports.metrics.statistics(&query).await?
+            } else {
+                ports.metrics.data(&query).await?
+            };
+            let window = format!(
+                "{} {}{} ({}) over the {} s ending {} s ago",
+                m.namespace,
+                m.metric_name,
+                dimensions_text(&m.dimensions),
+                m.statistic,
+                m.duration_s,
+                m.offset_s
+            );
+            let value = if statistics {
+                // The newest datapoint, as Chaos Toolkit reads it.
+                values.last().copied()
+            } else {
+                fold(&m.statistic, &values)
+            };
+            let value = value.ok_or_else(|| {
+                ActivityError::Failed(format!(
+                    "no datapoints for {window}: inconclusive, so the probe fails (a missing metric is not a 0)"
+                ))
+            })?;
+            Ok(Outcome {
+                output: json!(value),
+                detail: Some(json!({"metric": window, "datapoints": values.len()})),
+                undo: None,
+            })
+        }
+        Call::Http { request } => {
+            let probe = load::http::HttpProbe::from_json(request.clone())
+                .map_err(|e| ActivityError::Failed(e.to_string()))?;
+            let out = probe
+                .run(&ctx.load_limits.allowed_hosts)
+                .await
+                .map_err(|e| match e {
+                    load::LoadError::Invalid { .. }
+                    | load::LoadError::Spec { .. }
+                    | load::LoadError::HostNotAllowed { .. } => {
+                        ActivityError::Refused(e.to_string())
+                    }
+                    other => ActivityError::Failed(other.to_string()),
+                })?;
+            Ok(Outcome::output(
+                serde_json::to_value(out).unwrap_or(Value::Null),
+            ))
+        }
+        Call::LoadAttack { spec } => attack::run(spec, ports, ctx).await,
+        Call::LoadExpectationsMet { attack: name } => {
+            attack::expectations_met(ctx.baselines, name.as_deref())
+        }
         Call::SsmPutParameter {
             name,
             value,
@@ -465,6 +529,42 @@ pub async fn run(
     }
 }
 
+fn metric_query(m: &experiment::catalogue::MetricSpec, now: time::OffsetDateTime) -> MetricQuery {
+    let end = now - time::Duration::seconds(i64::from(m.offset_s));
+    MetricQuery {
+        namespace: m.namespace.clone(),
+        metric_name: m.metric_name.clone(),
+        dimensions: m.dimensions.clone(),
+        start: end - time::Duration::seconds(i64::from(m.duration_s)),
+        end,
+        period_seconds: i32::try_from(m.period_s).unwrap_or(i32::MAX),
+        statistic: m.statistic.clone(),
+        unit: m.unit.clone(),
+    }
+}
+
+fn dimensions_text(dimensions: &[(String, String)]) -> String {
+    if dimensions.is_empty() {
+        return String::new();
+    }
+    let inner: Vec<String> = dimensions.iter().map(|(n, v)| format!("{n}={v}")).collect();
+    format!(" {{{}}}", inner.join(", "))
+}
+
+/// Fold GetMetricData's values as chaosaws does: Sum adds, Minimum and
+/// Maximum pick, anything else averages. `None` for no values.
+fn fold(statistic: &str, values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    Some(match statistic {
+        "Sum" | "SampleCount" => values.iter().sum(),
+        "Minimum" => values.iter().copied().fold(f64::INFINITY, f64::min),
+        "Maximum" => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        _ => values.iter().sum::<f64>() / values.len() as f64,
+    })
+}
+
 /// The named alarms that are in ALARM now.
 pub async fn firing(alarms: &dyn Alarms, names: &[String]) -> Result<Vec<String>, AwsError> {
     if names.is_empty() {
@@ -508,6 +608,7 @@ mod tests {
         alarms: FakeAlarms,
         parameters: FakeParameters,
         functions: FakeFunctions,
+        metrics: crate::fake::FakeMetrics,
         baselines: BTreeMap<String, Value>,
         rng: rand::rngs::StdRng,
         abort_alarms: Vec<String>,
@@ -515,6 +616,7 @@ mod tests {
         poll_interval: std::time::Duration,
         undo_log: RecordingUndoLog,
         blast_radius: BlastRadius,
+        load_limits: load::Limits,
     }
 
     /// Keeps what it is told; fails when asked to, as SSM may.
@@ -542,6 +644,7 @@ mod tests {
                 alarms: FakeAlarms::default(),
                 parameters: FakeParameters::default(),
                 functions: FakeFunctions::default(),
+                metrics: crate::fake::FakeMetrics::default(),
                 baselines: BTreeMap::new(),
                 rng: rand::rngs::StdRng::seed_from_u64(7),
                 abort_alarms: Vec::new(),
@@ -553,6 +656,10 @@ mod tests {
                     max_task_percent: 100,
                     min_remaining_tasks: 0,
                 },
+                load_limits: load::Limits {
+                    allowed_hosts: vec!["127.0.0.1".into()],
+                    ..Default::default()
+                },
             }
         }
 
@@ -560,6 +667,7 @@ mod tests {
             let ports = Ports {
                 ecs: &self.ecs,
                 alarms: &self.alarms,
+                metrics: &self.metrics,
                 parameters: &self.parameters,
                 functions: &self.functions,
             };
@@ -573,6 +681,8 @@ mod tests {
                 poll_interval: self.poll_interval,
                 undo_log: &self.undo_log,
                 blast_radius: self.blast_radius,
+                load_limits: &self.load_limits,
+                step: "step",
             };
             run(call, &ports, &mut ctx).await
         }
@@ -748,6 +858,81 @@ mod tests {
             service: "web".into(),
         };
         assert_eq!(t.run(&probe).await.unwrap().output, json!(false));
+    }
+
+    fn metric_call(function: &str, args: Value) -> Call {
+        Call::parse(&spec(function, args)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_metric_without_datapoints_fails_the_probe_instead_of_reading_zero() {
+        let mut t = T::new(FakeEcs::default());
+        let call = metric_call(
+            "chaosaws.cloudwatch.probes.get_metric_statistics",
+            json!({"namespace": "AWS/ApiGateway", "metric_name": "5XXError",
+                   "dimension_name": "ApiName", "dimension_value": "api", "statistic": "Sum", "duration": 600}),
+        );
+        let err = t.run(&call).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no datapoints for AWS/ApiGateway 5XXError {ApiName=api} (Sum) over the 600 s ending 0 s ago: inconclusive, so the probe fails (a missing metric is not a 0)"
+        );
+        *t.metrics.values.lock().unwrap() = vec![2.0, 0.0];
+        // The newest datapoint, as chaosaws reads it.
+        assert_eq!(t.run(&call).await.unwrap().output, json!(0.0));
+        let q = t.metrics.queries.lock().unwrap()[0].clone();
+        assert_eq!(q.end - q.start, time::Duration::seconds(600));
+        assert_eq!(
+            q.dimensions,
+            vec![("ApiName".to_string(), "api".to_string())]
+        );
+    }
+
+    #[tokio::test]
+    async fn metric_data_folds_its_values_by_the_statistic() {
+        let mut t = T::new(FakeEcs::default());
+        *t.metrics.values.lock().unwrap() = vec![1.0, 4.0, 1.0];
+        let data = |stat: &str| {
+            metric_call(
+                "chaosaws.cloudwatch.probes.get_metric_data",
+                json!({"namespace": "N", "metric_name": "M", "statistic": stat}),
+            )
+        };
+        assert_eq!(t.run(&data("Sum")).await.unwrap().output, json!(6.0));
+        assert_eq!(t.run(&data("Maximum")).await.unwrap().output, json!(4.0));
+        assert_eq!(t.run(&data("Average")).await.unwrap().output, json!(2.0));
+    }
+
+    #[tokio::test]
+    async fn an_http_probe_to_a_host_off_the_allow_list_is_refused_unsent() {
+        let mut t = T::new(FakeEcs::default());
+        let call = metric_call("http", json!({"url": "http://10.9.8.7:1/health"}));
+        let err = t.run(&call).await.unwrap_err();
+        assert!(matches!(err, ActivityError::Refused(_)), "{err:?}");
+        assert!(err.to_string().contains("10.9.8.7"), "{err}");
+    }
+
+    #[test]
+    fn expectations_are_met_until_an_attack_saw_a_violation() {
+        let mut baselines = BTreeMap::new();
+        let before = attack::expectations_met(&baselines, None).unwrap();
+        assert_eq!(
+            before.output,
+            json!(true),
+            "no attack ran: nothing violated"
+        );
+        baselines.insert(
+            attack::findings_key("abuse"),
+            json!({"violations": ["invalid-token: expected 401 or 403, saw 500 ×12"], "samples": [{"response": {"status": 500}}]}),
+        );
+        let after = attack::expectations_met(&baselines, Some("abuse")).unwrap();
+        assert_eq!(after.output, json!(false));
+        let detail = after.detail.unwrap();
+        assert_eq!(
+            detail["violations"][0],
+            "invalid-token: expected 401 or 403, saw 500 ×12"
+        );
+        assert_eq!(detail["samples"][0]["response"]["status"], 500);
     }
 
     #[tokio::test]

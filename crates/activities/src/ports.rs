@@ -63,6 +63,28 @@ pub trait Alarms: Send + Sync {
     async fn states(&self, names: &[String]) -> Result<BTreeMap<String, String>, AwsError>;
 }
 
+/// One CloudWatch metric over a window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricQuery {
+    pub namespace: String,
+    pub metric_name: String,
+    pub dimensions: Vec<(String, String)>,
+    pub start: time::OffsetDateTime,
+    pub end: time::OffsetDateTime,
+    pub period_seconds: i32,
+    /// `Sum`, `Average`, `Maximum`, ... or a percentile such as `p99`.
+    pub statistic: String,
+    pub unit: Option<String>,
+}
+
+#[async_trait]
+pub trait Metrics: Send + Sync {
+    /// GetMetricStatistics: one value per datapoint, oldest first.
+    async fn statistics(&self, query: &MetricQuery) -> Result<Vec<f64>, AwsError>;
+    /// GetMetricData with one MetricStat query: its values, oldest first.
+    async fn data(&self, query: &MetricQuery) -> Result<Vec<f64>, AwsError>;
+}
+
 #[async_trait]
 pub trait DeadLetters: Send + Sync {
     async fn send(&self, queue_url: &str, body: &str) -> Result<(), AwsError>;

@@ -1,7 +1,7 @@
 //! What every function's `main` does once, at cold start: logging and the
 //! AWS clients. Nothing here runs per invocation.
 
-use activities::aws::{AwsAlarms, AwsDeadLetters, AwsEcs, AwsFunctions, AwsParameters};
+use activities::aws::{AwsAlarms, AwsDeadLetters, AwsEcs, AwsFunctions, AwsMetrics, AwsParameters};
 use activities::Ports;
 use std::time::{Duration, SystemTime};
 
@@ -34,6 +34,7 @@ pub fn init_tracing() {
 pub struct Aws {
     pub ecs: AwsEcs,
     pub alarms: AwsAlarms,
+    pub metrics: AwsMetrics,
     pub dead_letters: AwsDeadLetters,
     pub parameters: AwsParameters,
     pub functions: AwsFunctions,
@@ -42,9 +43,11 @@ pub struct Aws {
 impl Aws {
     pub async fn load() -> Aws {
         let config = activities::aws::sdk_config().await;
+        let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
         Aws {
             ecs: AwsEcs(aws_sdk_ecs::Client::new(&config)),
-            alarms: AwsAlarms(aws_sdk_cloudwatch::Client::new(&config)),
+            alarms: AwsAlarms(cloudwatch.clone()),
+            metrics: AwsMetrics(cloudwatch),
             dead_letters: AwsDeadLetters(aws_sdk_sqs::Client::new(&config)),
             parameters: AwsParameters(aws_sdk_ssm::Client::new(&config)),
             functions: AwsFunctions(aws_sdk_lambda::Client::new(&config)),
@@ -55,6 +58,7 @@ impl Aws {
         Ports {
             ecs: &self.ecs,
             alarms: &self.alarms,
+            metrics: &self.metrics,
             parameters: &self.parameters,
             functions: &self.functions,
         }

@@ -11,6 +11,7 @@
 //! - [`janitor`]: undo what an execution that ended without its rollbacks
 //!   changed; sweep what is left over.
 
+pub mod attack;
 pub mod failure;
 mod guard;
 pub mod janitor;
@@ -33,19 +34,16 @@ use tracing::Instrument;
 
 pub use failure::Failure;
 
-/// What the action function receives: run the step under the cursor, or the
-/// next rollback.
+/// What the action function receives: run the step under the cursor, the
+/// next rollback, one share of a fanned-out load attack, or the end of a
+/// wave of shares.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ActionRequest {
-    pub op: ActionOp,
-    pub state: State,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ActionOp {
-    Run,
-    Rollback,
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum ActionRequest {
+    Run { state: State },
+    Rollback { state: State },
+    Share(attack::ShareRequest),
+    Wave { state: State },
 }
 
 /// Validate the experiment, check its abort alarms exist and none is firing,
@@ -106,7 +104,7 @@ async fn plan_in(mut state: State, ports: &Ports<'_>) -> Result<State, Failure> 
         state.experiment_parameter = Some(name);
     }
     let experiment = Experiment::parse(&state.experiment).map_err(|e| Failure::Invalid(e.0))?;
-    let plan = Plan::new(&experiment).map_err(|e| Failure::Invalid(e.0))?;
+    let mut plan = Plan::new(&experiment).map_err(|e| Failure::Invalid(e.0))?;
     let names = &plan.settings.abort_alarms;
     let missing = activities::missing(alarms, names)
         .await
@@ -120,6 +118,7 @@ async fn plan_in(mut state: State, ports: &Ports<'_>) -> Result<State, Failure> 
     // The kill switch is a guard here (GuardRefused), checked next.
     ensure_calm(ports, names, None, "before anything ran").await?;
     let targets = guard::check(&state, &plan, ports).await?;
+    attack::plan_attacks(&mut plan, guard::deployment(&state)?)?;
     tracing::info!(
         execution = %state.execution,
         title = %plan.title,
@@ -273,6 +272,11 @@ async fn step_in(
         .as_ref()
         .map(|d| d.blast_radius)
         .unwrap_or_default();
+    let load_limits = state
+        .deployment
+        .as_ref()
+        .map(|d| d.load_limits())
+        .unwrap_or_default();
     let mut ctx = Context {
         baselines: &mut state.baselines,
         rng,
@@ -286,8 +290,23 @@ async fn step_in(
             None => &NoUndoLog,
         },
         blast_radius,
+        load_limits: &load_limits,
+        step: &step.name,
     };
     let result = activities::run(&call, ports, &mut ctx).await;
+    record_outcome(state, &step, spec, start, clock.elapsed(), result)
+}
+
+/// Record what a probe or action did: its journal entry, what undoes it,
+/// its tolerance judged; or the failure that stops the method.
+fn record_outcome(
+    mut state: State,
+    step: &Step,
+    spec: experiment::CallSpec,
+    start: OffsetDateTime,
+    elapsed: Duration,
+    result: Result<activities::Outcome, ActivityError>,
+) -> Result<State, Failure> {
     let mut record = Record {
         phase: step.phase,
         name: step.name.clone(),
@@ -305,7 +324,7 @@ async fn step_in(
         duration: 0.0,
     };
     record.end = experiment::timestamp(OffsetDateTime::now_utc());
-    record.duration = clock.elapsed().as_secs_f64();
+    record.duration = elapsed.as_secs_f64();
     let what = match step.kind {
         StepKind::Action => "action",
         _ => "probe",
@@ -430,6 +449,8 @@ async fn rollback_in(
     };
     let start = OffsetDateTime::now_utc();
     let clock = Instant::now();
+    // Rollbacks never send load anywhere.
+    let no_load = load::Limits::default();
     let mut ctx = Context {
         baselines: &mut state.baselines,
         rng,
@@ -441,6 +462,8 @@ async fn rollback_in(
         poll_interval: Duration::from_secs(5),
         undo_log: &NoUndoLog,
         blast_radius: Default::default(),
+        load_limits: &no_load,
+        step: &item.name,
     };
     let result = match Call::parse(&item.call) {
         Ok(call) => activities::run(&call, ports, &mut ctx).await,

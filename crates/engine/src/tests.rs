@@ -2,7 +2,9 @@
 //! in-memory ports, with tokio's clock paused so waits take no real time.
 
 use super::*;
-use activities::fake::{FakeAlarms, FakeDeadLetters, FakeEcs, FakeFunctions, FakeParameters};
+use activities::fake::{
+    FakeAlarms, FakeDeadLetters, FakeEcs, FakeFunctions, FakeMetrics, FakeParameters,
+};
 use experiment::journal::Status;
 use experiment::CaughtError;
 use lambda_runtime::Diagnostic;
@@ -64,6 +66,7 @@ struct World {
     dlq: FakeDeadLetters,
     parameters: FakeParameters,
     functions: FakeFunctions,
+    metrics: FakeMetrics,
     wait_calls: usize,
 }
 
@@ -76,6 +79,7 @@ impl World {
         Ports {
             ecs: &self.ecs,
             alarms: &*self.alarms,
+            metrics: &self.metrics,
             parameters: &self.parameters,
             functions: &self.functions,
         }
@@ -92,6 +96,7 @@ impl World {
             dlq: FakeDeadLetters::default(),
             parameters: FakeParameters::default(),
             functions: FakeFunctions::default(),
+            metrics: FakeMetrics::default(),
             wait_calls: 0,
         }
     }
@@ -129,6 +134,7 @@ impl World {
                     self.wait_calls += 1;
                     wait(input.clone(), &self.ports(), None).await
                 }
+                NextKind::Attack => panic!("these experiments have no fanned-out attack"),
                 NextKind::Done | NextKind::Rollback => break,
             };
             match result {
@@ -713,5 +719,74 @@ mod guards {
         assert!(w.parameters.value("/turbulence/faults/live").is_some());
         assert_eq!(w.parameters.value("/turbulence/locks/ecs/c/web"), None);
         assert_eq!(w.dlq.sent().len(), 1);
+    }
+}
+
+/// Load attacks and http probes at Plan.
+mod attacks {
+    use super::*;
+
+    fn attack_experiment(users: u32, target: &str) -> Value {
+        json!({
+            "title": "abuse", "description": "d",
+            "steady-state-hypothesis": {"title": "h", "probes": [
+                {"type": "probe", "name": "health", "tolerance": 200,
+                 "provider": {"type": "http", "url": format!("{target}/health")}}
+            ]},
+            "method": [{"type": "action", "name": "abuse", "provider": {
+                "type": "python", "module": "turbulence.load.actions", "func": "attack",
+                "arguments": {"target": target,
+                    "stages": [{"users": 10, "duration_s": 60}, {"users": users, "duration_s": 60}],
+                    "requests": [{"template": "invalid_token", "path": "/moderate"}]}}}]
+        })
+    }
+
+    fn allowing(hosts: &str) -> State {
+        let mut s = start(Value::Null);
+        let d = s.deployment.as_mut().unwrap();
+        d.load_allowed_hosts = hosts.split(',').map(String::from).collect();
+        d.load_max_users = 300;
+        s
+    }
+
+    #[tokio::test]
+    async fn an_attack_too_big_for_one_invocation_fans_out_in_waves() {
+        let w = World::new();
+        let mut s = allowing("api.test");
+        s.experiment = attack_experiment(250, "http://api.test:8080");
+        let s = plan(s, &w.ports()).await.unwrap();
+        let step = &s.plan.as_ref().unwrap().steps[1];
+        let waves = step.waves.as_ref().expect("fanned out");
+        // One wave per stage; 250 users over three invocations.
+        assert_eq!(waves.len(), 2);
+        assert_eq!(waves[0].len(), 1);
+        assert_eq!(waves[1].len(), 3);
+        let users: u64 = waves[1]
+            .iter()
+            .map(|sh| sh["stages"][0]["users"].as_u64().unwrap())
+            .sum();
+        assert_eq!(users, 250);
+        // The host is locked like any other target.
+        assert!(w
+            .parameters
+            .value("/turbulence/locks/host/api.test_8080")
+            .is_some());
+    }
+
+    #[tokio::test]
+    async fn attacks_and_probes_off_the_allow_list_or_over_the_caps_are_refused() {
+        let w = World::new();
+        let mut s = allowing("api.test");
+        s.experiment = attack_experiment(10, "http://elsewhere.test");
+        let e = plan(s, &w.ports()).await.unwrap_err();
+        assert_eq!(e.name(), "GuardRefused");
+        assert!(e.to_string().contains("elsewhere.test"), "{e}");
+
+        let mut s = allowing("api.test");
+        s.experiment = attack_experiment(301, "http://api.test");
+        let e = plan(s, &w.ports()).await.unwrap_err();
+        assert_eq!(e.name(), "GuardRefused");
+        assert!(e.to_string().contains("301"), "{e}");
+        assert_eq!(w.parameters.value("/turbulence/runs/x/y"), None);
     }
 }

@@ -4,7 +4,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use activities::fake::{FakeAlarms, FakeDeadLetters, FakeEcs, FakeFunctions, FakeParameters};
+use activities::fake::{
+    FakeAlarms, FakeDeadLetters, FakeEcs, FakeFunctions, FakeMetrics, FakeParameters,
+};
 use activities::Ports;
 use engine::{finish, plan, rollback, step, wait};
 use experiment::{NextKind, State};
@@ -49,9 +51,11 @@ async fn every_log_line_is_json_with_the_execution_and_the_step() {
     let parameters = FakeParameters::default();
     let functions = FakeFunctions::default();
     let dlq = FakeDeadLetters::default();
+    let metrics = FakeMetrics::default();
     let ports = Ports {
         ecs: &ecs,
         alarms: &alarms,
+        metrics: &metrics,
         parameters: &parameters,
         functions: &functions,
     };

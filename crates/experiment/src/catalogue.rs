@@ -60,6 +60,25 @@ pub enum Call {
     EcsDescribeService { cluster: String, service: String },
     /// `chaosaws.cloudwatch.probes.get_alarm_state_value`
     CloudWatchGetAlarmStateValue { alarm_name: String },
+    /// `chaosaws.cloudwatch.probes.get_metric_statistics`: the newest
+    /// datapoint's statistic over the last `duration_s` (ending `offset_s`
+    /// ago). No datapoint fails the probe: Chaos Toolkit's 0 would pass a
+    /// "no 5XX" check on a metric that was never published.
+    CloudWatchMetricStatistics(MetricSpec),
+    /// `chaosaws.cloudwatch.probes.get_metric_data`: the values over the
+    /// window, folded by the statistic (Sum: sum, Minimum/Maximum: min/max,
+    /// others: mean). No values fails the probe.
+    CloudWatchMetricData(MetricSpec),
+    /// Chaos Toolkit's `http` provider: one request; output
+    /// `{status, headers, body}`.
+    Http { request: Value },
+    /// `turbulence.load.actions.attack`: closed-loop users sending abuse
+    /// requests in stages, every response checked against its template's
+    /// expectations (a [`load::AttackSpec`]).
+    LoadAttack { spec: Value },
+    /// `turbulence.load.probes.expectations_met`: true when the attacks run
+    /// so far (or the one named) saw no violated expectation.
+    LoadExpectationsMet { attack: Option<String> },
     /// `chaosaws.ssm.actions.put_parameter`
     SsmPutParameter {
         name: String,
@@ -109,6 +128,23 @@ pub enum Call {
     },
 }
 
+/// A CloudWatch metric and window, as the two metric probes take them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSpec {
+    pub namespace: String,
+    pub metric_name: String,
+    pub dimensions: Vec<(String, String)>,
+    pub duration_s: u32,
+    pub period_s: u32,
+    pub offset_s: u32,
+    /// A statistic (`Sum`...) or an extended one (`p99`).
+    pub statistic: String,
+    pub unit: Option<String>,
+}
+
+/// The function name the `http` provider is catalogued under.
+pub const HTTP: &str = "http";
+
 /// The most invocations one `invoke_function_repeatedly` makes.
 pub const MAX_INVOCATIONS: u32 = 10_000;
 /// The most at a time.
@@ -150,6 +186,64 @@ const CATALOGUE: &[Entry] = &[
     Entry {
         function: "chaosaws.cloudwatch.probes.get_alarm_state_value",
         params: &[("alarm_name", true)],
+    },
+    Entry {
+        function: "chaosaws.cloudwatch.probes.get_metric_statistics",
+        params: &[
+            ("namespace", true),
+            ("metric_name", true),
+            ("dimension_name", false),
+            ("dimension_value", false),
+            ("dimensions", false),
+            ("duration", false),
+            ("offset", false),
+            ("statistic", false),
+            ("extended_statistic", false),
+            ("unit", false),
+        ],
+    },
+    Entry {
+        function: "chaosaws.cloudwatch.probes.get_metric_data",
+        params: &[
+            ("namespace", true),
+            ("metric_name", true),
+            ("dimension_name", false),
+            ("dimension_value", false),
+            ("dimensions", false),
+            ("statistic", false),
+            ("duration", false),
+            ("period", false),
+            ("offset", false),
+            ("unit", false),
+        ],
+    },
+    Entry {
+        function: HTTP,
+        params: &[
+            ("url", true),
+            ("method", false),
+            ("headers", false),
+            ("arguments", false),
+            ("timeout", false),
+            ("verify_tls", false),
+            ("max_retries", false),
+        ],
+    },
+    Entry {
+        function: "turbulence.load.actions.attack",
+        params: &[
+            ("target", true),
+            ("stages", true),
+            ("requests", true),
+            ("stop", false),
+            ("timeout_ms", false),
+            ("max_rps", false),
+            ("verify_tls", false),
+        ],
+    },
+    Entry {
+        function: "turbulence.load.probes.expectations_met",
+        params: &[("attack", false)],
     },
     Entry {
         function: "chaosaws.ssm.actions.put_parameter",
@@ -309,6 +403,91 @@ impl Call {
                     alarm_name: args.text("alarm_name")?,
                 }
             }
+            "chaosaws.cloudwatch.probes.get_metric_statistics" => {
+                let statistic = match (
+                    args.opt_text("statistic")?,
+                    args.opt_text("extended_statistic")?,
+                ) {
+                    (Some(s), None) => {
+                        if !STATISTICS.contains(&s.as_str()) {
+                            return Err(args.err(
+                                "statistic",
+                                format!("must be one of {}, found \"{s}\"", STATISTICS.join(", ")),
+                            ));
+                        }
+                        s
+                    }
+                    (None, Some(p)) => p,
+                    _ => {
+                        return Err(format!(
+                            "exactly one of 'statistic' and 'extended_statistic' is required by {}",
+                            entry.function
+                        ))
+                    }
+                };
+                let duration_s = args.opt_u32("duration")?.unwrap_or(60).max(1);
+                Call::CloudWatchMetricStatistics(args.metric(statistic, duration_s, duration_s)?)
+            }
+            "chaosaws.cloudwatch.probes.get_metric_data" => {
+                let statistic = args
+                    .opt_text("statistic")?
+                    .unwrap_or_else(|| "Average".into());
+                let duration_s = args.opt_u32("duration")?.unwrap_or(300);
+                let period_s = args.opt_u32("period")?.unwrap_or(60);
+                if period_s == 0 || duration_s < period_s {
+                    return Err(args.err(
+                        "period",
+                        format!("must be at least 1 and at most 'duration' ({duration_s}), found {period_s}"),
+                    ));
+                }
+                Call::CloudWatchMetricData(args.metric(statistic, duration_s, period_s)?)
+            }
+            HTTP => {
+                if args.opt_u32("max_retries")?.unwrap_or(0) != 0 {
+                    return Err(args.err("max_retries", "is not supported yet (only 0)"));
+                }
+                let url = args.text("url")?;
+                let mut request = serde_json::json!({"url": url});
+                for (from, to) in [
+                    ("method", "method"),
+                    ("headers", "headers"),
+                    ("arguments", "body"),
+                    ("timeout", "timeout_s"),
+                    ("verify_tls", "verify_tls"),
+                ] {
+                    if let Some(v) = args.map.get(from).filter(|v| !v.is_null()) {
+                        request[to] = v.clone();
+                    }
+                }
+                load::http::HttpProbe::from_json(request.clone())
+                    .map_err(|e| format!("http provider: {e}"))?;
+                Call::Http { request }
+            }
+            "turbulence.load.actions.attack" => {
+                let spec = Value::Object(args.map.clone());
+                let mut spec_only = spec.clone();
+                for implicit in IMPLICIT {
+                    spec_only.as_object_mut().map(|m| m.remove(*implicit));
+                }
+                let parsed = load::AttackSpec::from_json(spec_only.clone())
+                    .map_err(|e| format!("{}: {e}", entry.function))?;
+                // The shape, with the deployment's limits set aside: Plan
+                // checks those (hosts, users, rate) before anything runs.
+                let open = load::Limits {
+                    allowed_hosts: vec![parsed_host(&parsed.target).unwrap_or_default()],
+                    max_users: u32::MAX,
+                    max_rps: 1e9,
+                    max_total_requests: u64::MAX,
+                    ..Default::default()
+                };
+                parsed
+                    .validate(&open)
+                    .map_err(|e| format!("{}: {e}", entry.function))?;
+                Call::LoadAttack { spec: spec_only }
+            }
+            "turbulence.load.probes.expectations_met" => Call::LoadExpectationsMet {
+                attack: args.opt_text("attack")?,
+            },
             "chaosaws.ssm.actions.put_parameter" => {
                 for unsupported in [
                     "key_id",
@@ -437,12 +616,23 @@ impl Call {
             | Call::InjectLambdaFaults { .. }
             | Call::ClearLambdaFaults { .. }
             | Call::SsmDeleteParameter { .. }
+            | Call::LoadAttack { .. }
             | Call::ReleaseLock { .. } => ActivityType::Action,
             Call::EcsAreAllDesiredTasksRunning { .. }
             | Call::EcsDescribeService { .. }
             | Call::CloudWatchGetAlarmStateValue { .. }
+            | Call::CloudWatchMetricStatistics(_)
+            | Call::CloudWatchMetricData(_)
+            | Call::Http { .. }
+            | Call::LoadExpectationsMet { .. }
             | Call::LambdaFaultsAreEmpty { .. } => ActivityType::Probe,
         }
+    }
+
+    /// Whether an activity of `kind` may make this call: the `http`
+    /// provider serves probes and actions alike.
+    pub fn allows(&self, kind: ActivityType) -> bool {
+        matches!(self, Call::Http { .. }) || self.kind() == kind
     }
 }
 
@@ -496,7 +686,30 @@ impl Call {
             | Call::EcsAreAllDesiredTasksRunning { .. }
             | Call::EcsDescribeService { .. }
             | Call::CloudWatchGetAlarmStateValue { .. }
+            | Call::CloudWatchMetricStatistics(_)
+            | Call::CloudWatchMetricData(_)
             | Call::LambdaFaultsAreEmpty { .. } => vec![],
+            // Host allow-list, not a lock: probing an API changes nothing.
+            Call::Http { .. } | Call::LoadExpectationsMet { .. } => vec![],
+            // Locked per host and port: one attack per API at a time.
+            Call::LoadAttack { spec } => spec
+                .get("target")
+                .and_then(Value::as_str)
+                .and_then(|url| {
+                    let host = parsed_host(url)?;
+                    let https = url.starts_with("https://");
+                    let port = url
+                        .split("://")
+                        .nth(1)?
+                        .split(['/', '?', '#'])
+                        .next()?
+                        .rsplit_once(':')
+                        .and_then(|(_, p)| p.parse::<u16>().ok())
+                        .unwrap_or(if https { 443 } else { 80 });
+                    Some(format!("{host}:{port}"))
+                })
+                .map(|host| vec![Target::Host { host }])
+                .unwrap_or_default(),
         }
     }
 }
@@ -506,7 +719,85 @@ struct Args<'a> {
     map: &'a Map<String, Value>,
 }
 
+/// The host of an http(s) URL.
+pub fn parsed_host(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        host.split(':').next()?
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// CloudWatch's statistics; anything else is an extended statistic (`p99`).
+const STATISTICS: &[&str] = &["SampleCount", "Average", "Sum", "Minimum", "Maximum"];
+
 impl Args<'_> {
+    /// The metric, its dimensions (`dimension_name`/`dimension_value`, or
+    /// `dimensions` as `[{"Name", "Value"}]`) and its window.
+    fn metric(
+        &self,
+        statistic: String,
+        duration_s: u32,
+        period_s: u32,
+    ) -> Result<MetricSpec, String> {
+        let mut dimensions = Vec::new();
+        match (
+            self.opt_text("dimension_name")?,
+            self.opt_text("dimension_value")?,
+        ) {
+            (Some(n), Some(v)) => dimensions.push((n, v)),
+            (None, None) => {}
+            _ => {
+                return Err(format!(
+                    "'dimension_name' and 'dimension_value' go together in {}",
+                    self.function
+                ))
+            }
+        }
+        match self.map.get("dimensions") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                for (i, d) in items.iter().enumerate() {
+                    let pair = d
+                        .get("Name")
+                        .and_then(Value::as_str)
+                        .zip(d.get("Value").and_then(Value::as_str));
+                    match pair {
+                        Some((n, v)) => dimensions.push((n.to_string(), v.to_string())),
+                        None => {
+                            return Err(self.err(
+                                &format!("dimensions[{i}]"),
+                                "must be {\"Name\": ..., \"Value\": ...}",
+                            ))
+                        }
+                    }
+                }
+            }
+            Some(other) => {
+                return Err(self.err(
+                    "dimensions",
+                    format!("must be a list, found {}", kind_of(other)),
+                ))
+            }
+        }
+        Ok(MetricSpec {
+            namespace: self.text("namespace")?,
+            metric_name: self.text("metric_name")?,
+            dimensions,
+            duration_s,
+            period_s,
+            offset_s: self.opt_u32("offset")?.unwrap_or(0),
+            statistic,
+            unit: self.opt_text("unit")?,
+        })
+    }
+
     fn err(&self, name: &str, msg: impl std::fmt::Display) -> String {
         format!("argument '{name}' of {} {msg}", self.function)
     }

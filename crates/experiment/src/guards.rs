@@ -36,6 +36,24 @@ pub struct Deployment {
     pub dead_letter_queue_url: String,
     #[serde(flatten)]
     pub blast_radius: BlastRadius,
+    /// Hosts load attacks and http probes may reach (exact, or `*.suffix`);
+    /// none by default.
+    #[serde(default, deserialize_with = "list")]
+    pub load_allowed_hosts: Vec<String>,
+    /// The most concurrent users of one load stage.
+    #[serde(default = "default_max_users", deserialize_with = "number")]
+    pub load_max_users: u32,
+    /// The hard cap on an attack's requests per second.
+    #[serde(default = "default_max_rps", deserialize_with = "number")]
+    pub load_max_rps: u32,
+}
+
+fn default_max_users() -> u32 {
+    200
+}
+
+fn default_max_rps() -> u32 {
+    1000
 }
 
 /// How much of a service one `stop_random_tasks` may take.
@@ -139,6 +157,16 @@ impl<'a> ExecutionArn<'a> {
 }
 
 impl Deployment {
+    /// What load attacks and http probes may do here.
+    pub fn load_limits(&self) -> load::Limits {
+        load::Limits {
+            allowed_hosts: self.load_allowed_hosts.clone(),
+            max_users: self.load_max_users,
+            max_rps: f64::from(self.load_max_rps),
+            ..Default::default()
+        }
+    }
+
     /// Refuse an execution outside the allowed accounts and regions.
     pub fn check_place(&self, execution: &str) -> Result<(), String> {
         let arn = ExecutionArn::parse(execution)
@@ -189,6 +217,10 @@ pub enum Target {
     Parameter {
         name: String,
     },
+    /// An API a load attack goes to: `host:port`.
+    Host {
+        host: String,
+    },
 }
 
 impl Target {
@@ -200,14 +232,16 @@ impl Target {
             // A function may be named by ARN: ':' is not allowed in a name.
             Target::Function { name } => format!("lambda/{}", name.replace(':', "_")),
             Target::Parameter { name } => format!("ssm/{}", name.trim_start_matches('/')),
+            Target::Host { host } => format!("host/{}", host.replace(':', "_")),
         };
         format!("{LOCK_PREFIX}{key}")
     }
 
     /// Whether the target must carry the opt-in tag. Parameters are fenced
     /// by IAM (a path prefix) instead: SSM writes are where faults live.
+    /// Hosts are fenced by the load allow-list instead.
     pub fn needs_opt_in(&self) -> bool {
-        !matches!(self, Target::Parameter { .. })
+        !matches!(self, Target::Parameter { .. } | Target::Host { .. })
     }
 }
 
@@ -220,6 +254,7 @@ impl std::fmt::Display for Target {
             Target::EcsCluster { cluster } => write!(f, "ECS cluster '{cluster}'"),
             Target::Function { name } => write!(f, "Lambda function '{name}'"),
             Target::Parameter { name } => write!(f, "SSM parameter '{name}'"),
+            Target::Host { host } => write!(f, "host '{host}'"),
         }
     }
 }

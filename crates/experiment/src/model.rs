@@ -387,7 +387,7 @@ fn activity(v: &Value, place: &str, config: &BTreeMap<String, Value>) -> Result<
     let call = provider_call(provider, &here, config)?;
     // Argument checking happens here, at Plan, so nothing runs with a bad call.
     let parsed = Call::parse(&call).map_err(|e| Invalid::at(&here, e))?;
-    if parsed.kind() != kind {
+    if !parsed.allows(kind) {
         return Err(Invalid::at(
             &here,
             format!(
@@ -446,12 +446,17 @@ fn provider_call(
 ) -> Result<CallSpec, Invalid> {
     match provider.get("type").and_then(Value::as_str) {
         Some("python") => {}
+        Some("http") => return http_call(provider, here, config),
         Some(other) => {
             return Err(Invalid::at(
                 here,
                 format!(
-                    "provider type '{other}' is not supported; supported: python providers of {}",
-                    crate::catalogue::supported().join(", ")
+                    "provider type '{other}' is not supported; supported: http, and python providers of {}",
+                    crate::catalogue::supported()
+                        .into_iter()
+                        .filter(|f| *f != crate::catalogue::HTTP)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ))
         }
@@ -485,6 +490,30 @@ fn provider_call(
     };
     Ok(CallSpec {
         function: format!("{module}.{func}"),
+        arguments,
+    })
+}
+
+/// An `http` provider as the catalogue's `http` call: its fields are the
+/// arguments.
+fn http_call(
+    provider: &Map<String, Value>,
+    here: &str,
+    config: &BTreeMap<String, Value>,
+) -> Result<CallSpec, Invalid> {
+    let mut arguments = Map::new();
+    for (k, v) in provider {
+        if k == "type" {
+            continue;
+        }
+        arguments.insert(
+            k.clone(),
+            substitute(v, config)
+                .map_err(|e| Invalid::at(here, format!("field 'provider.{k}': {e}")))?,
+        );
+    }
+    Ok(CallSpec {
+        function: crate::catalogue::HTTP.into(),
         arguments,
     })
 }

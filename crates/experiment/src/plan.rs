@@ -50,6 +50,10 @@ pub struct Step {
     /// Wall-clock milliseconds of a wait, after time scaling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// A load attack too big for one invocation: its shares, by wave. The
+    /// shares of a wave run at once (a Map), the waves one after another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waves: Option<Vec<Vec<serde_json::Value>>>,
 }
 
 /// A rollback the experiment declares (compensations are recorded at run time).
@@ -116,6 +120,7 @@ impl Plan {
                 )?);
             }
             steps.push(Step {
+                waves: None,
                 phase,
                 kind: match a.kind {
                     ActivityType::Probe => StepKind::Probe,
@@ -183,6 +188,7 @@ fn wait(phase: Phase, name: String, seconds: f64, scale: f64) -> Result<Step, In
         )));
     }
     Ok(Step {
+        waves: None,
         phase,
         kind: StepKind::Wait,
         name,

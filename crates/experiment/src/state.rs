@@ -20,6 +20,8 @@ pub enum NextKind {
     Action,
     Wait,
     Rollback,
+    /// A load attack fanned out over a Map of invocations.
+    Attack,
     /// Nothing left in the method: the state machine goes to the rollbacks.
     #[default]
     Done,
@@ -31,6 +33,24 @@ pub struct Next {
     /// Wall-clock milliseconds still to wait in the current wait step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remaining_ms: Option<u64>,
+    /// Where a fanned-out load attack is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attack: Option<AttackProgress>,
+}
+
+/// A fanned-out load attack under way: the wave whose shares the Map runs
+/// now, their reports once it ran, and what earlier waves reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttackProgress {
+    pub wave: usize,
+    pub shares: Vec<Value>,
+    /// The Map's output: one report per share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<Value>>,
+    /// Reports of the waves done so far.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub done: Vec<Value>,
+    pub started_at: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,15 +185,29 @@ impl State {
         self.next = match step {
             None => Next {
                 kind: NextKind::Done,
-                remaining_ms: None,
+                ..Default::default()
             },
-            Some(s) => Next {
-                kind: match s.kind {
-                    StepKind::Probe => NextKind::Probe,
-                    StepKind::Action => NextKind::Action,
-                    StepKind::Wait => NextKind::Wait,
+            Some(s) => match &s.waves {
+                Some(waves) => Next {
+                    kind: NextKind::Attack,
+                    remaining_ms: None,
+                    attack: Some(AttackProgress {
+                        wave: 0,
+                        shares: waves.first().cloned().unwrap_or_default(),
+                        results: None,
+                        done: Vec::new(),
+                        started_at: String::new(),
+                    }),
                 },
-                remaining_ms: s.duration_ms,
+                None => Next {
+                    kind: match s.kind {
+                        StepKind::Probe => NextKind::Probe,
+                        StepKind::Action => NextKind::Action,
+                        StepKind::Wait => NextKind::Wait,
+                    },
+                    remaining_ms: s.duration_ms,
+                    attack: None,
+                },
             },
         };
     }

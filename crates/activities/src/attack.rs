@@ -1,0 +1,172 @@
+//! Load attacks as activities: run one (or one share of one), stop it when
+//! an abort alarm fires or the kill switch is set, and leave what it found
+//! for `turbulence.load.probes.expectations_met` to judge.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use load::{AttackReport, AttackSpec, StopReason};
+use serde_json::{json, Value};
+
+use crate::{stop_reason, ActivityError, AwsError, Context, Outcome, Ports};
+
+/// The most users one invocation runs; more fan out over a Map of
+/// invocations (see `load::plan_shares`).
+pub const MAX_USERS_PER_INVOCATION: u32 = 100;
+
+/// The baseline key under which an attack leaves its findings.
+pub fn findings_key(step: &str) -> String {
+    format!("load:{step}")
+}
+
+/// Polls the abort alarms and the kill switch for the attack.
+pub struct Watch<'a> {
+    pub ports: &'a Ports<'a>,
+    pub abort_alarms: &'a [String],
+    pub kill_switch: Option<&'a str>,
+}
+
+#[async_trait::async_trait]
+impl load::StopSignal for Watch<'_> {
+    async fn check(&self) -> Option<String> {
+        let ports = self.ports;
+        match stop_reason(
+            ports.alarms,
+            ports.parameters,
+            self.abort_alarms,
+            self.kill_switch,
+        )
+        .await
+        {
+            Ok(reason) => reason,
+            // Load on an API nobody can watch is load nobody can stop.
+            Err(AwsError::Throttled(e) | AwsError::NotFound(e) | AwsError::Other(e)) => {
+                Some(format!("cannot check the abort alarms: {e}"))
+            }
+        }
+    }
+}
+
+/// Validate an attack against the deployment's limits: the refusal says
+/// which field and why, before any request is sent.
+pub fn validate(spec: &Value, limits: &load::Limits) -> Result<load::ValidAttack, String> {
+    AttackSpec::from_json(spec.clone())
+        .and_then(|s| s.validate(limits))
+        .map_err(|e| e.to_string())
+}
+
+/// Run a whole attack in this invocation.
+pub async fn run(
+    spec: &Value,
+    ports: &Ports<'_>,
+    ctx: &mut Context<'_>,
+) -> Result<Outcome, ActivityError> {
+    let report = run_share(
+        spec,
+        ports,
+        ctx.load_limits,
+        ctx.abort_alarms,
+        ctx.kill_switch,
+        ctx.poll_interval,
+    )
+    .await?;
+    outcome(report, ctx.baselines, ctx.step)
+}
+
+/// Run one share (or a whole attack) and report; an abort is in the
+/// report's stop reason, not an error, so merged shares keep their counts.
+pub async fn run_share(
+    spec: &Value,
+    ports: &Ports<'_>,
+    limits: &load::Limits,
+    abort_alarms: &[String],
+    kill_switch: Option<&str>,
+    poll_interval: Duration,
+) -> Result<AttackReport, ActivityError> {
+    let attack = validate(spec, limits).map_err(ActivityError::Refused)?;
+    let watch = Watch {
+        ports,
+        abort_alarms,
+        kill_switch,
+    };
+    tracing::info!(target = %attack.spec().target, users = attack.peak_users(), seconds = attack.duration().as_secs_f64(), "attack starts");
+    let report = attack.run(&watch, poll_interval).await;
+    tracing::info!(stop = ?report.stop_reason, requests = report.totals.requests, violations = report.violation_count(), "attack done");
+    Ok(report)
+}
+
+/// The outcome of a finished attack: its report as output, its findings
+/// left for the expectations probe; an abort is an error.
+pub fn outcome(
+    report: AttackReport,
+    baselines: &mut BTreeMap<String, Value>,
+    step: &str,
+) -> Result<Outcome, ActivityError> {
+    if let StopReason::Aborted { reason } = &report.stop_reason {
+        return Err(ActivityError::Aborted(reason.clone()));
+    }
+    let samples: Vec<Value> = report
+        .requests
+        .iter()
+        .flat_map(|t| {
+            t.samples.iter().take(1).map(move |s| {
+                json!({"request_name": t.name, "request": s.request, "response": s.response, "expected": s.expected})
+            })
+        })
+        .take(load::MAX_SAMPLES)
+        .collect();
+    baselines.insert(
+        findings_key(step),
+        json!({"violations": report.violations, "samples": samples}),
+    );
+    Ok(Outcome {
+        detail: Some(json!({
+            "stop_reason": report.stop_reason,
+            "requests": report.totals.requests,
+            "violations": report.violation_count(),
+        })),
+        output: serde_json::to_value(&report).unwrap_or(Value::Null),
+        undo: None,
+    })
+}
+
+/// `turbulence.load.probes.expectations_met`: true when no attack (or the
+/// named one) saw a violated expectation — also before any attack ran, so
+/// it serves as a hypothesis probe before and after the method; the
+/// violations and a few request/response samples are the detail.
+pub fn expectations_met(
+    baselines: &BTreeMap<String, Value>,
+    attack: Option<&str>,
+) -> Result<Outcome, ActivityError> {
+    let findings: Vec<&Value> = match attack {
+        Some(name) => baselines.get(&findings_key(name)).into_iter().collect(),
+        None => baselines
+            .iter()
+            .filter(|(k, _)| k.starts_with("load:"))
+            .map(|(_, v)| v)
+            .collect(),
+    };
+    if findings.is_empty() {
+        // Before the method no attack has run: nothing was violated yet.
+        return Ok(Outcome {
+            output: json!(true),
+            detail: Some(json!({"attacks": 0})),
+            undo: None,
+        });
+    }
+    let violations: Vec<Value> = findings
+        .iter()
+        .flat_map(|f| f["violations"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let samples: Vec<Value> = findings
+        .iter()
+        .flat_map(|f| f["samples"].as_array().cloned().unwrap_or_default())
+        .take(load::MAX_SAMPLES)
+        .collect();
+    let met = violations.is_empty();
+    Ok(Outcome {
+        output: json!(met),
+        detail: (!met).then(|| json!({"violations": violations, "samples": samples})),
+        undo: None,
+    })
+}
