@@ -1,0 +1,185 @@
+//! `turbulence`: validate Chaos Toolkit experiments offline, run them as
+//! Step Functions executions and follow them, fetch their journals, and
+//! render journals as HTML reports. The work is in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use turbulence_cli::commands::{self, RunOptions, Source};
+use turbulence_cli::exit;
+
+#[derive(Parser)]
+#[command(
+    name = "turbulence",
+    version,
+    about = "Serverless chaos engineering on AWS Step Functions: validate, run and report Chaos Toolkit experiments",
+    after_help = exit::HELP
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the AWS calls go.
+#[derive(Args)]
+struct Aws {
+    /// Endpoint for Step Functions (e.g. the local stack, http://127.0.0.1:5000);
+    /// default: the SDK's (AWS_ENDPOINT_URL, or AWS itself)
+    #[arg(long, value_name = "URL")]
+    endpoint_url: Option<String>,
+    /// AWS region; default: the SDK's chain (AWS_REGION, the profile)
+    #[arg(long, value_name = "REGION")]
+    region: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check experiment files offline, as Plan does before anything runs
+    /// (the checks that need the account, such as abort alarms and guards,
+    /// are left to the run)
+    #[command(
+        after_help = "Prints `FILE: ok (N steps, M rollbacks)` or `FILE: invalid: <why>` per file.\n\nExit codes: 0 all valid, 1 any invalid, 2 bad usage."
+    )]
+    Validate {
+        /// Experiment files (JSON, at most 1 MiB to read; Plan takes at most 64 KiB)
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Start an execution of an experiment, follow it step by step, write
+    /// its journal and exit as `chaos run` does
+    #[command(after_help = exit::HELP)]
+    Run {
+        /// The experiment file (validated first; an invalid one is not started)
+        #[arg(value_name = "FILE", required_unless_present = "parameter")]
+        file: Option<PathBuf>,
+        /// Run the experiment stored in this SSM parameter instead of a file
+        #[arg(long, value_name = "NAME", conflicts_with = "file")]
+        parameter: Option<String>,
+        /// The Turbulence state machine (the stack's `StateMachineArn` output)
+        #[arg(long, env = "TURBULENCE_STATE_MACHINE_ARN", value_name = "ARN")]
+        state_machine_arn: String,
+        #[command(flatten)]
+        aws: Aws,
+        /// Where to write the journal (`-`: standard output)
+        #[arg(long, default_value = "journal.json", value_name = "PATH")]
+        journal_path: PathBuf,
+        /// The execution's name (default: turbulence-<title>-<unix ms>)
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Print the execution ARN and exit 0 without following it
+        #[arg(long)]
+        no_follow: bool,
+        /// Seconds between history polls
+        #[arg(long, default_value_t = 1.0, value_name = "SECONDS", value_parser = poll_seconds)]
+        poll_seconds: f64,
+    },
+    /// Fetch the journal of an execution: its output if it succeeded, else
+    /// the output of its last Journal state
+    #[command(
+        after_help = "Exit codes: 0 journal written, 2 bad usage, 3 no journal (still running,\nended before its Journal state) or an AWS call failed."
+    )]
+    Journal {
+        #[arg(value_name = "EXECUTION_ARN")]
+        execution_arn: String,
+        #[command(flatten)]
+        aws: Aws,
+        /// Write it to this file instead of standard output
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+    },
+    /// Render a journal as one self-contained HTML file (no external
+    /// resources): outcome, timeline, activities, load attack charts
+    #[command(
+        after_help = "JOURNAL may also be a Journal state's output ({journal, outcome}) or a\ndead-letter message ({execution, error, cause, journal}).\n\nExit codes: 0 report written, 2 bad usage, 3 the journal could not be read or\nthe report written."
+    )]
+    Report {
+        #[arg(value_name = "JOURNAL.json")]
+        journal: PathBuf,
+        /// Where to write the report (`-`: standard output)
+        #[arg(long, default_value = "report.html", value_name = "PATH")]
+        out: PathBuf,
+    },
+}
+
+fn poll_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.2..=60.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected seconds between 0.2 and 60, got {s}")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    let result = match cli.command {
+        Command::Validate { files } => Ok(commands::validate(&files)),
+        Command::Report { journal, out } => commands::report(&journal, &out),
+        Command::Run {
+            file,
+            parameter,
+            state_machine_arn,
+            aws,
+            journal_path,
+            name,
+            no_follow,
+            poll_seconds,
+        } => {
+            let source = match (file, parameter) {
+                (_, Some(p)) => Source::Parameter(p),
+                (Some(f), None) => Source::File(f),
+                (None, None) => {
+                    eprintln!("error: give an experiment FILE or --parameter NAME");
+                    return ExitCode::from(exit::USAGE);
+                }
+            };
+            block_on(commands::run(RunOptions {
+                source,
+                state_machine_arn,
+                endpoint_url: aws.endpoint_url,
+                region: aws.region,
+                journal_path,
+                name,
+                follow: !no_follow,
+                poll: Duration::from_secs_f64(poll_seconds),
+            }))
+        }
+        Command::Journal {
+            execution_arn,
+            aws,
+            out,
+        } => block_on(commands::journal(
+            &execution_arn,
+            aws.endpoint_url.as_deref(),
+            aws.region.as_deref(),
+            out.as_deref(),
+        )),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
+fn block_on<F: std::future::Future<Output = Result<u8, turbulence_cli::Error>>>(
+    f: F,
+) -> Result<u8, turbulence_cli::Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| turbulence_cli::Error::Other(format!("cannot start the async runtime: {e}")))?
+        .block_on(f)
+}

@@ -1,0 +1,270 @@
+//! `turbulence validate`: the checks Plan makes before anything runs —
+//! [`Experiment::parse`] then [`Plan::new`] — offline. What Plan checks
+//! against AWS (abort alarms exist and are not firing, the guards, the
+//! locks) needs the account and is left to the run.
+
+use std::path::Path;
+
+use experiment::{Experiment, Plan};
+use serde_json::Value;
+
+use crate::files::{self, MAX_EXPERIMENT_FILE_BYTES};
+use crate::Error;
+
+/// A valid experiment, as Plan would run it.
+#[derive(Debug)]
+pub struct Valid {
+    pub experiment: Experiment,
+    pub plan: Plan,
+}
+
+impl Valid {
+    /// `ok (9 steps, 1 rollback)`.
+    pub fn summary(&self) -> String {
+        format!(
+            "ok ({}, {})",
+            plural(self.plan.steps.len(), "step"),
+            plural(self.plan.rollbacks.len(), "rollback")
+        )
+    }
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// Validates an experiment document. The message names the activity and
+/// the field at fault (Plan's own words).
+pub fn check_document(doc: &Value) -> Result<Valid, String> {
+    // The validator is not expected to panic on any document; should it,
+    // the user gets a line about it rather than a crash.
+    std::panic::catch_unwind(|| {
+        let experiment = Experiment::parse(doc).map_err(|e| e.0)?;
+        let plan = Plan::new(&experiment).map_err(|e| e.0)?;
+        Ok(Valid { experiment, plan })
+    })
+    .unwrap_or_else(|_| {
+        Err(
+            "internal error: the validator panicked (a bug: please report it with this file)"
+                .into(),
+        )
+    })
+}
+
+/// Reads (at most [`MAX_EXPERIMENT_FILE_BYTES`]), parses and validates an
+/// experiment file. The error names the file.
+pub fn check_file(path: &Path) -> Result<(Value, Valid), Error> {
+    let doc = files::read_json(path, MAX_EXPERIMENT_FILE_BYTES, "an experiment file")?;
+    let valid = check_document(&doc).map_err(|message| Error::Invalid {
+        path: files::display(path),
+        message,
+    })?;
+    Ok((doc, valid))
+}
+
+/// The line `turbulence validate` prints for one file:
+/// `FILE: ok (N steps, M rollbacks)` or `FILE: invalid: <message>`.
+pub fn line(path: &Path, result: &Result<(Value, Valid), Error>) -> String {
+    let name = files::display(path);
+    match result {
+        Ok((_, valid)) => format!("{name}: {}", valid.summary()),
+        // The message without the file name in front: the line has it.
+        Err(Error::Invalid { message, .. }) => format!("{name}: invalid: {message}"),
+        Err(Error::Read { source, .. }) => format!("{name}: invalid: cannot read: {source}"),
+        Err(Error::TooLarge { limit, .. }) => format!(
+            "{name}: invalid: larger than {limit} bytes (an experiment may be at most {} bytes)",
+            experiment::model::MAX_EXPERIMENT_BYTES
+        ),
+        Err(Error::Json { source, .. }) => format!("{name}: invalid: not valid JSON: {source}"),
+        Err(other) => format!("{name}: invalid: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::path::PathBuf;
+
+    fn experiments_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments")
+    }
+
+    #[test]
+    fn the_shipped_experiments_are_valid() {
+        let mut seen = 0;
+        for entry in std::fs::read_dir(experiments_dir()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let result = check_file(&path);
+            let text = line(&path, &result);
+            assert!(result.is_ok(), "{text}");
+            assert!(text.contains(": ok ("), "{text}");
+            seen += 1;
+        }
+        assert!(seen >= 2, "expected the shipped experiments, found {seen}");
+    }
+
+    #[test]
+    fn the_ecs_experiment_counts_its_steps() {
+        let path = experiments_dir().join("ecs-random-task.json");
+        let (_, valid) = check_file(&path).unwrap();
+        assert_eq!(
+            valid.summary(),
+            format!(
+                "ok ({} steps, {} rollback{})",
+                valid.plan.steps.len(),
+                valid.plan.rollbacks.len(),
+                if valid.plan.rollbacks.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            )
+        );
+        assert!(valid.plan.steps.len() >= 5);
+    }
+
+    #[test]
+    fn the_local_smoke_experiment_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/experiment-local-smoke.json");
+        let result = check_file(&path);
+        assert!(
+            line(&path, &result).ends_with(": ok (4 steps, 0 rollbacks)"),
+            "{}",
+            line(&path, &result)
+        );
+    }
+
+    fn ecs_doc() -> Value {
+        let text = std::fs::read_to_string(experiments_dir().join("ecs-random-task.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn invalid_documents_are_refused_naming_the_field() {
+        let cases: Vec<(Value, &str)> = vec![
+            (json!([]), "experiment: must be a JSON object"),
+            (json!({"description": "d", "method": []}), "title"),
+            (
+                json!({"title": "t", "description": "d", "method": [], "colour": 1}),
+                "unknown key 'colour'",
+            ),
+            (
+                {
+                    let mut d = ecs_doc();
+                    d["method"][0]["provider"]["func"] = json!("no_such_func");
+                    d
+                },
+                "no_such_func",
+            ),
+            (
+                {
+                    let mut d = ecs_doc();
+                    let exts = d["extensions"].as_array_mut().unwrap();
+                    for e in exts.iter_mut() {
+                        if e["name"] == "turbulence" {
+                            e["time_scale"] = json!(3);
+                        }
+                    }
+                    d
+                },
+                "time_scale: must be at most 1",
+            ),
+        ];
+        for (doc, needle) in cases {
+            let err = check_document(&doc).unwrap_err();
+            assert!(err.contains(needle), "{needle:?} not in {err:?}");
+        }
+    }
+
+    fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "turbulence-cli-validate-{}-{name}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn files_that_are_not_experiments_get_one_line_each() {
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("empty.json", b"".to_vec(), "not valid JSON: EOF"),
+            ("trailing.json", b"{\"title\": ".to_vec(), "not valid JSON"),
+            (
+                "binary.json",
+                vec![0xff, 0xfe, 0x00, 0x01],
+                "not valid JSON",
+            ),
+            (
+                "deep.json",
+                "[".repeat(10_000).into_bytes(),
+                "recursion limit",
+            ),
+            (
+                "huge.json",
+                vec![b' '; (MAX_EXPERIMENT_FILE_BYTES + 10) as usize],
+                "larger than 1048576 bytes",
+            ),
+            (
+                "big-but-under-the-cap.json",
+                format!(
+                    "{{\"title\": \"{}\", \"description\": \"d\", \"method\": []}}",
+                    "x".repeat(100_000)
+                )
+                .into_bytes(),
+                "over the 65536-byte limit",
+            ),
+            (
+                "bom.json",
+                b"\xEF\xBB\xBF{\"title\":\"t\",\"description\":\"d\",\"method\":[]}".to_vec(),
+                "ok (0 steps, 0 rollbacks)",
+            ),
+        ];
+        for (name, bytes, needle) in cases {
+            let path = temp_file(name, &bytes);
+            let text = line(&path, &check_file(&path));
+            assert!(text.starts_with(&path.display().to_string()), "{text}");
+            assert!(text.contains(needle), "{needle:?} not in {text:?}");
+            let _ = std::fs::remove_file(&path);
+        }
+        let missing = Path::new("/nonexistent/turbulence/experiment.json");
+        let text = line(missing, &check_file(missing));
+        assert!(
+            text.starts_with("/nonexistent/turbulence/experiment.json: invalid: cannot read:"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn odd_values_never_panic() {
+        let odd = [
+            json!(null),
+            json!(1e308),
+            json!("text"),
+            json!({"title": 1, "description": [], "method": {}}),
+            json!({"title": "t", "description": "d", "method": [null, 1, "x", [], {}]}),
+            json!({"title": "t", "description": "d", "method": [{"type": "action", "name": "a",
+                "provider": {"type": "python", "module": "chaosaws.ecs.actions", "func": "update_desired_count",
+                "arguments": {"cluster": "c", "service": "s", "desired_count": -1e300}},
+                "pauses": {"before": -1, "after": 1e308}}]}),
+            json!({"title": "t", "description": "d", "method": [], "extensions": [
+                {"name": "turbulence", "time_scale": -5, "poll_interval_seconds": "x", "wait_chunk_seconds": null}]}),
+            json!({"title": "t", "description": "d", "method": [], "steady-state-hypothesis":
+                {"title": "h", "probes": [{"ref": "nothing"}]}}),
+        ];
+        for doc in odd {
+            let _ = check_document(&doc);
+        }
+    }
+}
