@@ -30,6 +30,9 @@ pub struct Ports<'a> {
     pub metrics: &'a dyn Metrics,
     pub parameters: &'a dyn Parameters,
     pub functions: &'a dyn Functions,
+    /// The function's environment, read once at cold start: configuration
+    /// and secrets of type `env` come from here.
+    pub environment: &'a BTreeMap<String, String>,
 }
 
 /// What an activity may need of the run around it.
@@ -617,6 +620,7 @@ mod tests {
         undo_log: RecordingUndoLog,
         blast_radius: BlastRadius,
         load_limits: load::Limits,
+        environment: BTreeMap<String, String>,
     }
 
     /// Keeps what it is told; fails when asked to, as SSM may.
@@ -660,6 +664,7 @@ mod tests {
                     allowed_hosts: vec!["127.0.0.1".into()],
                     ..Default::default()
                 },
+                environment: BTreeMap::new(),
             }
         }
 
@@ -670,6 +675,7 @@ mod tests {
                 metrics: &self.metrics,
                 parameters: &self.parameters,
                 functions: &self.functions,
+                environment: &self.environment,
             };
             let mut ctx = Context {
                 baselines: &mut self.baselines,

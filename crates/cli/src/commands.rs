@@ -42,6 +42,23 @@ pub struct RunOptions {
     pub name: Option<String>,
     pub follow: bool,
     pub poll: Duration,
+    /// A dry-run mode, set in the experiment's `turbulence` extension.
+    pub dry: Option<String>,
+}
+
+/// Put a dry-run mode into the experiment's `turbulence` extension (added
+/// when it has none).
+pub fn with_dry_run(mut doc: Value, mode: &str) -> Value {
+    let ext = doc
+        .as_object_mut()
+        .map(|o| o.entry("extensions").or_insert_with(|| json!([])));
+    if let Some(Value::Array(list)) = ext {
+        match list.iter_mut().find(|e| e["name"] == "turbulence") {
+            Some(e) => e["dry_run"] = json!(mode),
+            None => list.push(json!({"name": "turbulence", "dry_run": mode})),
+        }
+    }
+    doc
 }
 
 /// `turbulence run`: validate (for a file), start, follow, write the
@@ -58,6 +75,14 @@ pub async fn run(o: RunOptions) -> Result<u8, Error> {
             }
         },
         Source::Parameter(name) => (json!({ "experiment_parameter": name }), None),
+    };
+    let input = match (&o.dry, &o.source) {
+        (Some(mode), Source::File(_)) => with_dry_run(input, mode),
+        (Some(_), Source::Parameter(_)) => {
+            eprintln!("--dry works on a file (a published experiment is read by Plan as stored)");
+            return Ok(exit::USAGE);
+        }
+        (None, _) => input,
     };
     let client = aws::connect(o.endpoint_url.as_deref(), o.region.as_deref()).await?;
     let name = o
@@ -227,5 +252,33 @@ mod tests {
             "aws stepfunctions stop-execution --execution-arn arn:aws:states:x --endpoint-url http://127.0.0.1:5000"
         ));
         assert!(m.contains("keeps running"));
+    }
+}
+
+#[cfg(test)]
+mod dry_run_tests {
+    use super::*;
+
+    #[test]
+    fn the_dry_run_mode_goes_into_the_turbulence_extension() {
+        let doc = json!({"title": "t", "extensions": [{"name": "other"}, {"name": "turbulence", "time_scale": 0.5}]});
+        let out = with_dry_run(doc, "actions");
+        assert_eq!(out["extensions"][1]["dry_run"], "actions");
+        assert_eq!(out["extensions"][1]["time_scale"], 0.5);
+        let out = with_dry_run(json!({"title": "t"}), "pause");
+        assert_eq!(
+            out["extensions"],
+            json!([{"name": "turbulence", "dry_run": "pause"}])
+        );
+        // And Plan accepts what it wrote.
+        let mut doc: Value =
+            serde_json::from_str(include_str!("../../../experiments/ecs-random-task.json"))
+                .unwrap();
+        doc = with_dry_run(doc, "activities");
+        let e = experiment::Experiment::parse(&doc).unwrap();
+        assert_eq!(
+            e.extension.dry_run,
+            Some(experiment::model::DryRun::Activities)
+        );
     }
 }

@@ -74,6 +74,10 @@ enum Command {
         /// Seconds between history polls
         #[arg(long, default_value_t = 1.0, value_name = "SECONDS", value_parser = poll_seconds)]
         poll_seconds: f64,
+        /// Dry run, as `chaos run --dry`: probes, actions, activities or
+        /// pause are recorded as they would be called, not called
+        #[arg(long, value_name = "MODE", value_parser = ["probes", "actions", "activities", "pause"])]
+        dry: Option<String>,
     },
     /// Fetch the journal of an execution: its output if it succeeded, else
     /// the output of its last Journal state
@@ -134,6 +138,7 @@ fn main() -> ExitCode {
             name,
             no_follow,
             poll_seconds,
+            dry,
         } => {
             let source = match (file, parameter) {
                 (_, Some(p)) => Source::Parameter(p),
@@ -152,6 +157,7 @@ fn main() -> ExitCode {
                 name,
                 follow: !no_follow,
                 poll: Duration::from_secs_f64(poll_seconds),
+                dry,
             }))
         }
         Command::Journal {

@@ -38,6 +38,8 @@ pub struct Aws {
     pub dead_letters: AwsDeadLetters,
     pub parameters: AwsParameters,
     pub functions: AwsFunctions,
+    /// The environment at cold start.
+    pub environment: std::collections::BTreeMap<String, String>,
 }
 
 impl Aws {
@@ -51,6 +53,7 @@ impl Aws {
             dead_letters: AwsDeadLetters(aws_sdk_sqs::Client::new(&config)),
             parameters: AwsParameters(aws_sdk_ssm::Client::new(&config)),
             functions: AwsFunctions(aws_sdk_lambda::Client::new(&config)),
+            environment: std::env::vars().collect(),
         }
     }
 
@@ -61,6 +64,7 @@ impl Aws {
             metrics: &self.metrics,
             parameters: &self.parameters,
             functions: &self.functions,
+            environment: &self.environment,
         }
     }
 }

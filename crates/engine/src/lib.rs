@@ -51,7 +51,18 @@ pub enum ActionRequest {
 /// first step. Changes nothing but the locks and the run record.
 pub async fn plan(state: State, ports: &Ports<'_>) -> Result<State, Failure> {
     let span = run_span(&state, "plan");
-    plan_in(state, ports).instrument(span).await
+    costed(plan_in(state, ports).instrument(span)).await
+}
+
+/// Count the invocation and its time in the state's cost.
+async fn costed(
+    run: impl std::future::Future<Output = Result<State, Failure>>,
+) -> Result<State, Failure> {
+    let clock = std::time::Instant::now();
+    run.await.map(|mut s| {
+        s.cost.add(clock.elapsed());
+        s
+    })
 }
 
 /// The SSM parameter an execution input names instead of carrying the
@@ -103,7 +114,9 @@ async fn plan_in(mut state: State, ports: &Ports<'_>) -> Result<State, Failure> 
         tracing::info!(parameter = %name, "experiment loaded");
         state.experiment_parameter = Some(name);
     }
-    let experiment = Experiment::parse(&state.experiment).map_err(|e| Failure::Invalid(e.0))?;
+    let lookups = lookups(&state.experiment, ports).await?;
+    let experiment =
+        Experiment::parse_with(&state.experiment, &lookups).map_err(|e| Failure::Invalid(e.0))?;
     let mut plan = Plan::new(&experiment).map_err(|e| Failure::Invalid(e.0))?;
     let names = &plan.settings.abort_alarms;
     let missing = activities::missing(alarms, names)
@@ -131,8 +144,104 @@ async fn plan_in(mut state: State, ports: &Ports<'_>) -> Result<State, Failure> 
     state.plan = Some(plan);
     state.started_at = Some(experiment::timestamp(now));
     state.point_at(0);
-    guard::lock(&mut state, &targets, parameters, now).await?;
+    let changes = !state
+        .plan
+        .as_ref()
+        .and_then(|p| p.dry_run)
+        .is_some_and(|d| dry_covers(d, StepKind::Action));
+    // A dry run of the actions changes nothing: nothing to lock or undo.
+    if changes {
+        guard::lock(&mut state, &targets, parameters, now).await?;
+    }
     Ok(state)
+}
+
+/// What the experiment's configuration names outside itself: the
+/// environment (read at cold start) and SSM parameters.
+async fn lookups(doc: &Value, ports: &Ports<'_>) -> Result<experiment::Lookups, Failure> {
+    let mut ssm = std::collections::BTreeMap::new();
+    for name in experiment::model::ssm_references(doc) {
+        if let Some(v) = ports
+            .parameters
+            .get(&name)
+            .await
+            .map_err(|e| Failure::from_aws("reading configuration from SSM", e))?
+        {
+            ssm.insert(name, v);
+        }
+    }
+    Ok(experiment::Lookups {
+        env: ports.environment.clone(),
+        ssm,
+        offline: false,
+    })
+}
+
+/// Fill `${secret}` placeholders of a call from where the secrets live,
+/// for this call only: the state keeps the placeholders.
+async fn with_secrets(
+    spec: &experiment::CallSpec,
+    secrets: &std::collections::BTreeMap<String, experiment::SecretRef>,
+    ports: &Ports<'_>,
+) -> Result<experiment::CallSpec, Failure> {
+    if secrets.is_empty() {
+        return Ok(spec.clone());
+    }
+    let text = serde_json::to_string(&spec.arguments).unwrap_or_default();
+    let mut values = std::collections::BTreeMap::new();
+    for (name, r) in secrets {
+        if !text.contains(&format!("${{{name}}}")) {
+            continue;
+        }
+        let value = match r {
+            experiment::SecretRef::Literal { value } => value.clone(),
+            experiment::SecretRef::Env { key } => {
+                ports.environment.get(key).cloned().ok_or_else(|| {
+                    Failure::Invalid(format!(
+                        "secret '{name}': environment variable '{key}' is not set in this function"
+                    ))
+                })?
+            }
+            experiment::SecretRef::Ssm { name: param } => ports
+                .parameters
+                .get(param)
+                .await
+                .map_err(|e| Failure::from_aws("reading a secret from SSM", e))?
+                .ok_or_else(|| {
+                    Failure::Invalid(format!(
+                        "secret '{name}': SSM parameter '{param}' does not exist"
+                    ))
+                })?,
+        };
+        values.insert(name.clone(), value);
+    }
+    Ok(experiment::CallSpec {
+        function: spec.function.clone(),
+        arguments: spec
+            .arguments
+            .iter()
+            .map(|(k, v)| (k.clone(), fill(v, &values)))
+            .collect(),
+    })
+}
+
+fn fill(v: &Value, values: &std::collections::BTreeMap<String, String>) -> Value {
+    match v {
+        Value::String(s) => {
+            let mut out = s.clone();
+            for (name, value) in values {
+                out = out.replace(&format!("${{{name}}}"), value);
+            }
+            Value::String(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|i| fill(i, values)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, i)| (k.clone(), fill(i, values)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// The span every log line of one invocation is in: which execution, which
@@ -200,6 +309,18 @@ fn quoted(names: &[String]) -> String {
         .join(", ")
 }
 
+/// Whether a dry-run mode skips steps of this kind.
+fn dry_covers(mode: experiment::model::DryRun, kind: StepKind) -> bool {
+    use experiment::model::DryRun as D;
+    matches!(
+        (mode, kind),
+        (D::Probes, StepKind::Probe)
+            | (D::Actions, StepKind::Action)
+            | (D::Activities, StepKind::Probe | StepKind::Action)
+            | (D::Pause, StepKind::Wait)
+    )
+}
+
 /// The step under the cursor, checked to be of the kind the caller runs,
 /// and the plan's settings.
 fn current(state: &State, kinds: &[StepKind]) -> Result<(Step, experiment::Settings), Failure> {
@@ -226,6 +347,7 @@ fn phase_text(phase: Phase) -> &'static str {
     match phase {
         Phase::Before => "before the method",
         Phase::Method => "in the method",
+        Phase::During => "during the method",
         Phase::After => "after the method",
         Phase::Rollback => "in the rollbacks",
     }
@@ -239,7 +361,7 @@ pub async fn step(
     rng: &mut (dyn RngCore + Send),
 ) -> Result<State, Failure> {
     let span = run_span(&state, "step");
-    step_in(state, ports, rng).instrument(span).await
+    costed(step_in(state, ports, rng).instrument(span)).await
 }
 
 async fn step_in(
@@ -260,7 +382,22 @@ async fn step_in(
         .call
         .clone()
         .ok_or_else(|| Failure::StateInvalid(format!("step '{}' has no call", step.name)))?;
-    let call = Call::parse(&spec)
+    let plan = state.plan.as_ref().expect("current() checked the plan");
+    let dry = plan.dry_run.filter(|d| dry_covers(*d, step.kind));
+    if let Some(mode) = dry {
+        // What would be called is the record; nothing is.
+        let now = OffsetDateTime::now_utc();
+        let result = Ok(activities::Outcome {
+            output: Value::Null,
+            detail: Some(json!({"dry_run": mode})),
+            undo: None,
+        });
+        let mut step = step.clone();
+        step.tolerance = None;
+        return record_outcome(state, &step, spec, now, Duration::ZERO, result);
+    }
+    let live = with_secrets(&spec, &plan.secrets, ports).await?;
+    let call = Call::parse(&live)
         .map_err(|e| Failure::Invalid(format!("activity '{}': {e}", step.name)))?;
 
     let start = OffsetDateTime::now_utc();
@@ -417,7 +554,7 @@ pub async fn rollback(
     rng: &mut (dyn RngCore + Send),
 ) -> Result<State, Failure> {
     let span = run_span(&state, "rollback");
-    rollback_in(state, ports, rng).instrument(span).await
+    costed(rollback_in(state, ports, rng).instrument(span)).await
 }
 
 async fn rollback_in(
@@ -465,7 +602,23 @@ async fn rollback_in(
         load_limits: &no_load,
         step: &item.name,
     };
-    let result = match Call::parse(&item.call) {
+    let dry = state
+        .plan
+        .as_ref()
+        .and_then(|p| p.dry_run)
+        .is_some_and(|d| dry_covers(d, StepKind::Action));
+    let secrets = state
+        .plan
+        .as_ref()
+        .map(|p| p.secrets.clone())
+        .unwrap_or_default();
+    let live = with_secrets(&item.call, &secrets, ports).await?;
+    let result = match Call::parse(&live) {
+        _ if dry => Ok(activities::Outcome {
+            output: Value::Null,
+            detail: Some(json!({"dry_run": true})),
+            undo: None,
+        }),
         Ok(call) => activities::run(&call, ports, &mut ctx).await,
         Err(e) => Err(ActivityError::Failed(e)),
     };
@@ -520,7 +673,7 @@ pub async fn wait(
     time_left: Option<Duration>,
 ) -> Result<State, Failure> {
     let span = run_span(&state, "wait");
-    wait_in(state, ports, time_left).instrument(span).await
+    costed(wait_in(state, ports, time_left).instrument(span)).await
 }
 
 async fn wait_in(
@@ -529,6 +682,16 @@ async fn wait_in(
     time_left: Option<Duration>,
 ) -> Result<State, Failure> {
     let (step, settings) = current(&state, &[StepKind::Wait])?;
+    let dry = state
+        .plan
+        .as_ref()
+        .and_then(|p| p.dry_run)
+        .is_some_and(|d| dry_covers(d, StepKind::Wait));
+    if dry {
+        tracing::info!(step = %step.name, "dry run: pause skipped");
+        state.advance();
+        return Ok(state);
+    }
     let remaining = state.next.remaining_ms.or(step.duration_ms).unwrap_or(0);
     let mut chunk = Duration::from_millis(remaining.min(settings.wait_chunk_ms));
     if let Some(left) = time_left {

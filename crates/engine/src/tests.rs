@@ -67,6 +67,7 @@ struct World {
     parameters: FakeParameters,
     functions: FakeFunctions,
     metrics: FakeMetrics,
+    environment: std::collections::BTreeMap<String, String>,
     wait_calls: usize,
 }
 
@@ -80,6 +81,7 @@ impl World {
             ecs: &self.ecs,
             alarms: &*self.alarms,
             metrics: &self.metrics,
+            environment: &self.environment,
             parameters: &self.parameters,
             functions: &self.functions,
         }
@@ -97,6 +99,7 @@ impl World {
             parameters: FakeParameters::default(),
             functions: FakeFunctions::default(),
             metrics: FakeMetrics::default(),
+            environment: Default::default(),
             wait_calls: 0,
         }
     }
@@ -788,5 +791,187 @@ mod attacks {
         assert_eq!(e.name(), "GuardRefused");
         assert!(e.to_string().contains("301"), "{e}");
         assert_eq!(w.parameters.value("/turbulence/runs/x/y"), None);
+    }
+}
+
+/// The Chaos Toolkit format beyond the basics: configuration from the
+/// environment and SSM, secrets, refs, controls, runtime strategies, dry runs.
+mod format {
+    use super::*;
+
+    fn with(doc: &mut Value, key: &str, v: Value) {
+        doc[key] = v;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn configuration_comes_from_the_environment_and_ssm() {
+        let mut w = World::new();
+        w.environment.insert("TARGET_SERVICE".into(), "web".into());
+        w.parameters.set("/turbulence/experiments/cluster", "c");
+        let mut doc = ecs_experiment(1.0 / 600.0);
+        with(
+            &mut doc,
+            "configuration",
+            json!({"cluster": {"type": "ssm", "name": "/turbulence/experiments/cluster"},
+                   "service": {"type": "env", "key": "TARGET_SERVICE"}}),
+        );
+        let (_, finished) = w.run(doc.clone(), autoscaling).await;
+        assert_eq!(finished.outcome.error, None, "{:?}", finished.outcome.cause);
+        assert_eq!(w.ecs.stopped().len(), 1);
+
+        let mut w = World::new();
+        let (_, finished) = w.run(doc, autoscaling).await;
+        assert_eq!(finished.outcome.error.as_deref(), Some("ExperimentInvalid"));
+        assert_eq!(
+            finished.outcome.cause.as_deref(),
+            Some("configuration.cluster: SSM parameter '/turbulence/experiments/cluster' does not exist")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn secrets_reach_the_call_but_never_the_state_or_the_journal() {
+        let mut w = World::new();
+        w.parameters.set("/turbulence/secrets/alarm", "abort");
+        let mut doc = ecs_experiment(1.0 / 600.0);
+        with(
+            &mut doc,
+            "secrets",
+            json!({"aws": {"alarm_name": {"type": "ssm", "name": "/turbulence/secrets/alarm"}, "literal": "s3cr3t-literal"}}),
+        );
+        doc["method"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "probe", "name": "read-alarm", "provider": {
+                "type": "python", "module": "chaosaws.cloudwatch.probes", "func": "get_alarm_state_value",
+                "arguments": {"alarm_name": "${alarm_name}", "configuration": {"note": "${literal}"}}}}));
+        let (state, finished) = w.run(doc, autoscaling).await;
+        assert_eq!(finished.outcome.error, None, "{:?}", finished.outcome.cause);
+        let probe = state
+            .records
+            .iter()
+            .find(|r| r.name == "read-alarm")
+            .unwrap();
+        // The call got the secret (the alarm was found); the record kept the name.
+        assert_eq!(probe.output, json!("OK"));
+        assert_eq!(probe.arguments["alarm_name"], "${alarm_name}");
+        // A literal secret is in the execution input, as written; the
+        // journal and every record carry it blanked or as its name.
+        let text = serde_json::to_string(&finished.journal).unwrap()
+            + &serde_json::to_string(&state.records).unwrap();
+        assert!(!text.contains("s3cr3t-literal"), "a literal secret leaked");
+        assert_eq!(
+            finished.journal["experiment"]["secrets"]["aws"]["literal"],
+            "***"
+        );
+        assert!(!finished.journal.to_string().contains("\"abort\",\"note\""));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refs_controls_and_the_never_rollback_strategy() {
+        let mut w = World::new();
+        let mut doc = ecs_experiment(1.0 / 600.0);
+        doc["method"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"ref": "all-desired-tasks-running"}));
+        doc["rollbacks"] = json!([{"type": "action", "name": "restore", "provider": {
+            "type": "python", "module": "chaosaws.ecs.actions", "func": "update_desired_count",
+            "arguments": {"cluster": "c", "service": "web", "desired_count": 3}}}]);
+        with(
+            &mut doc,
+            "controls",
+            json!([{"name": "tracing", "provider": {"type": "python", "module": "chaostracing.control"}}]),
+        );
+        with(
+            &mut doc,
+            "runtime",
+            json!({"rollbacks": {"strategy": "never"}}),
+        );
+        let (state, finished) = w.run(doc.clone(), autoscaling).await;
+        assert_eq!(finished.outcome.error, None, "{:?}", finished.outcome.cause);
+        assert_eq!(
+            state
+                .records
+                .iter()
+                .filter(|r| r.name == "all-desired-tasks-running")
+                .count(),
+            3,
+            "before, the ref in the method, after"
+        );
+        // Compensations always run; the declared rollback does not.
+        assert!(state.rollbacks.iter().all(|r| r.name != "restore"));
+        assert_eq!(
+            finished.journal["turbulence"]["warnings"][0],
+            "controls are not supported and were ignored: tracing"
+        );
+
+        let mut bad = doc.clone();
+        bad["method"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"ref": "nowhere"}));
+        let (_, finished) = World::new().run(bad, autoscaling).await;
+        assert_eq!(
+            finished.outcome.cause.as_deref(),
+            Some("method[3]: 'ref' to 'nowhere', but no activity of the experiment is named so (a ref names an activity written out in full)")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn continuously_checks_the_hypothesis_during_the_pauses() {
+        let mut w = World::new();
+        let mut doc = ecs_experiment(1.0);
+        with(
+            &mut doc,
+            "runtime",
+            json!({"hypothesis": {"strategy": "continuously", "frequency": 900}}),
+        );
+        // Nothing restores the service: a check during the hour sees it.
+        let (state, finished) = w.run(doc, |_, _, _| {}).await;
+        assert_eq!(
+            finished.outcome.error.as_deref(),
+            Some("SteadyStateDeviated")
+        );
+        assert!(finished.outcome.deviated);
+        let during = finished.journal["steady_states"]["during"]
+            .as_array()
+            .unwrap();
+        assert!(!during.is_empty());
+        assert_eq!(during.last().unwrap()["tolerance_met"], false);
+        assert!(
+            state.records.iter().all(|r| r.phase != Phase::After),
+            "it deviated during the method, before the after-checks"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dry_run_records_what_would_be_called_and_touches_nothing() {
+        let mut w = World::new();
+        let mut doc = ecs_experiment(1.0);
+        doc["extensions"][0]["dry_run"] = json!("activities");
+        let (state, finished) = w.run(doc, |_, _, _| {}).await;
+        assert_eq!(finished.outcome.error, None, "{:?}", finished.outcome.cause);
+        assert!(w.ecs.stopped().is_empty());
+        assert_eq!(w.ecs.desired("c", "web"), 3);
+        assert!(state
+            .records
+            .iter()
+            .all(|r| r.detail == Some(json!({"dry_run": "activities"}))));
+        assert_eq!(
+            finished.journal["run"][1]["activity"]["provider"]["func"],
+            "update_desired_count"
+        );
+        assert_eq!(
+            w.parameters.value("/turbulence/locks/ecs/c/web"),
+            None,
+            "nothing locked"
+        );
+        assert_eq!(finished.journal["turbulence"]["dry_run"], "activities");
+        assert!(
+            finished.journal["turbulence"]["cost"]["lambda_invocations"]
+                .as_u64()
+                .unwrap()
+                > 5
+        );
     }
 }

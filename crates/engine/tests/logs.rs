@@ -56,6 +56,7 @@ async fn every_log_line_is_json_with_the_execution_and_the_step() {
         ecs: &ecs,
         alarms: &alarms,
         metrics: &metrics,
+        environment: &Default::default(),
         parameters: &parameters,
         functions: &functions,
     };

@@ -94,7 +94,7 @@ pub fn outcome(state: &State) -> Outcome {
                 Status::Failed,
                 // Chaos Toolkit calls only a miss after the method a deviation;
                 // a miss before it means the system was not steady to begin with.
-                failed_phase == Some(Phase::After),
+                matches!(failed_phase, Some(Phase::After | Phase::During)),
                 Some(names::STEADY_STATE_DEVIATED),
                 Some(r.message),
             ),
@@ -191,7 +191,7 @@ pub fn journal(state: &State, now: OffsetDateTime) -> Finished {
         "chaoslib-version": null,
         "platform": "AWS Step Functions",
         "node": state.execution,
-        "experiment": state.experiment,
+        "experiment": redacted(&state.experiment),
         "start": start,
         "end": end,
         "duration": duration,
@@ -200,7 +200,11 @@ pub fn journal(state: &State, now: OffsetDateTime) -> Finished {
         "steady_states": {
             "before": hypothesis(Phase::Before),
             "after": hypothesis(Phase::After),
-            "during": [],
+            "during": all
+                .iter()
+                .filter(|r| r.phase == Phase::During)
+                .map(|r| entry(r))
+                .collect::<Vec<_>>(),
         },
         "run": all.iter().filter(|r| r.phase == Phase::Method).map(|r| entry(r)).collect::<Vec<_>>(),
         "rollbacks": state.rollbacks.iter().map(entry).collect::<Vec<_>>(),
@@ -212,9 +216,36 @@ pub fn journal(state: &State, now: OffsetDateTime) -> Finished {
             "baselines": state.baselines,
             "compensations": state.compensations,
             "time_scale": state.plan.as_ref().map(|p| p.settings.time_scale),
+            "dry_run": state.plan.as_ref().and_then(|p| p.dry_run),
+            "rollback_strategy": state.plan.as_ref().map(|p| p.rollback_strategy),
+            "warnings": state.plan.as_ref().map(|p| p.warnings.clone()).unwrap_or_default(),
+            "cost": {
+                "lambda_invocations": state.cost.invocations,
+                "lambda_seconds": state.cost.function_ms as f64 / 1000.0,
+                // Each function call is a Task and a Choice; plus Start,
+                // Journal, Outcome and the end state.
+                "state_transitions_estimate": 2 * state.cost.invocations + 4,
+            },
         },
     });
     Finished { journal, outcome }
+}
+
+/// The experiment as given, with every secret written in it blanked.
+fn redacted(experiment: &Value) -> Value {
+    let mut e = experiment.clone();
+    if let Some(scopes) = e.get_mut("secrets").and_then(Value::as_object_mut) {
+        for entries in scopes.values_mut() {
+            if let Some(entries) = entries.as_object_mut() {
+                for v in entries.values_mut() {
+                    if v.is_string() {
+                        *v = Value::String("***".into());
+                    }
+                }
+            }
+        }
+    }
+    e
 }
 
 /// The CloudWatch namespace of Turbulence's own metrics.

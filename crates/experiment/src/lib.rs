@@ -18,7 +18,7 @@ pub mod state;
 pub mod tolerance;
 
 pub use catalogue::{Call, CallSpec};
-pub use model::{Experiment, Invalid};
+pub use model::{Experiment, Invalid, Lookups, SecretRef};
 pub use plan::{Phase, Plan, Settings, Step, StepKind};
 pub use state::{CaughtError, Compensation, ErrorReport, Next, NextKind, Record, RunStatus, State};
 pub use tolerance::Tolerance;

@@ -49,6 +49,7 @@ pub struct Extension {
     pub poll_interval_seconds: Option<f64>,
     pub wait_chunk_seconds: Option<f64>,
     pub time_scale: Option<f64>,
+    pub dry_run: Option<DryRun>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +61,71 @@ pub struct Experiment {
     pub method: Vec<Activity>,
     pub rollbacks: Vec<Activity>,
     pub extension: Extension,
+    pub runtime: Runtime,
+    /// What was accepted but ignored (e.g. `controls`), for the journal.
+    pub warnings: Vec<String>,
+    /// Secret names usable as `${name}`, and where their values live; the
+    /// values are read only where a call is made, so they never reach the
+    /// state, the logs or the journal.
+    pub secrets: BTreeMap<String, SecretRef>,
+}
+
+/// Where a secret's value lives.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum SecretRef {
+    /// An environment variable of the probe and action functions.
+    Env { key: String },
+    /// An SSM parameter (SecureString), read with decryption.
+    Ssm { name: String },
+    /// Written in the experiment itself (kept out of the journal).
+    Literal { value: String },
+}
+
+/// `runtime.rollbacks.strategy`: when the experiment's own rollbacks run.
+/// Compensations (what undoes Turbulence's changes) always run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RollbackStrategy {
+    /// Turbulence's `default` is `always` (Chaos Toolkit's skips rollbacks
+    /// when a run failed or was interrupted).
+    #[default]
+    Always,
+    Never,
+    /// Only when the steady state deviated after the method.
+    Deviated,
+}
+
+/// `runtime.hypothesis.strategy`: when the steady-state hypothesis is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HypothesisStrategy {
+    #[default]
+    Default,
+    BeforeMethodOnly,
+    AfterMethodOnly,
+    DuringMethodOnly,
+    /// Before, during (after each method activity and every `frequency`
+    /// seconds of its pauses) and after.
+    Continuously,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Runtime {
+    pub rollbacks: RollbackStrategy,
+    pub hypothesis: HypothesisStrategy,
+    /// Seconds between checks during pauses (`continuously`).
+    pub frequency_seconds: Option<f64>,
+}
+
+/// Chaos Toolkit's dry-run modes: what is not really called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DryRun {
+    Probes,
+    Actions,
+    Activities,
+    Pause,
 }
 
 /// The biggest experiment document accepted; Step Functions state is capped
@@ -85,7 +151,14 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 impl Experiment {
     /// Validate an experiment document and resolve `${name}` references to
     /// its configuration.
+    /// Parse with nothing looked up (configuration from the environment or
+    /// SSM stands in as `${name}`): Plan's checks, offline.
     pub fn parse(doc: &Value) -> Result<Experiment, Invalid> {
+        Self::parse_with(doc, &Lookups::offline())
+    }
+
+    /// Parse, filling configuration from what Plan looked up.
+    pub fn parse_with(doc: &Value, resolved: &Lookups) -> Result<Experiment, Invalid> {
         let size = serde_json::to_vec(doc)
             .map(|v| v.len())
             .unwrap_or(usize::MAX);
@@ -110,20 +183,50 @@ impl Experiment {
         }
         let title = required_text(top, "title", "experiment")?;
         let description = required_text(top, "description", "experiment")?;
-        if top.contains_key("secrets") {
-            return Err(Invalid::at(
-                "experiment.secrets",
-                "secrets are not supported yet",
-            ));
+        let mut warnings = Vec::new();
+        match top.get("controls") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(list)) => {
+                let names: Vec<String> = list
+                    .iter()
+                    .map(|c| {
+                        c.get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("(unnamed)")
+                            .to_string()
+                    })
+                    .collect();
+                warnings.push(format!(
+                    "controls are not supported and were ignored: {}",
+                    names.join(", ")
+                ));
+            }
+            Some(other) => {
+                return Err(Invalid::at(
+                    "experiment.controls",
+                    format!("must be a list, found {}", kind_of(other)),
+                ))
+            }
         }
-        if top.contains_key("controls") {
-            return Err(Invalid::at(
-                "experiment.controls",
-                "controls are not supported yet",
-            ));
+        let (secrets, secret_names) = secrets(top.get("secrets"), resolved)?;
+        let mut config = configuration(top.get("configuration"), resolved)?;
+        for name in &secret_names {
+            if config.contains_key(name) {
+                return Err(Invalid::at(
+                    &format!("secrets: '{name}'"),
+                    "is also a configuration key; a name means one thing",
+                ));
+            }
+            // Left as written: the value is filled in where the call is made.
+            config.insert(name.clone(), Value::String(format!("${{{name}}}")));
         }
-        let config = configuration(top.get("configuration"))?;
+        let runtime = runtime(top.get("runtime"))?;
         let extension = extension(top.get("extensions"))?;
+        let defs = definitions(top);
+        let ctx = Ctx {
+            config: &config,
+            defs: &defs,
+        };
 
         let (hypothesis_title, hypothesis) = match top.get("steady-state-hypothesis") {
             None | Some(Value::Null) => (None, Vec::new()),
@@ -135,7 +238,7 @@ impl Experiment {
                         .iter()
                         .enumerate()
                         .map(|(i, a)| {
-                            activity(a, &format!("steady-state-hypothesis.probes[{i}]"), &config)
+                            activity(a, &format!("steady-state-hypothesis.probes[{i}]"), &ctx)
                         })
                         .collect::<Result<Vec<_>, _>>()?,
                     Some(_) => {
@@ -171,11 +274,11 @@ impl Experiment {
 
         let method = match top.get("method") {
             None => return Err(Invalid::at("experiment", "field 'method' is required")),
-            Some(v) => activities(v, "method", &config)?,
+            Some(v) => activities(v, "method", &ctx)?,
         };
         let rollbacks = match top.get("rollbacks") {
             None | Some(Value::Null) => Vec::new(),
-            Some(v) => activities(v, "rollbacks", &config)?,
+            Some(v) => activities(v, "rollbacks", &ctx)?,
         };
         for r in &rollbacks {
             if r.kind != ActivityType::Action {
@@ -193,6 +296,9 @@ impl Experiment {
             method,
             rollbacks,
             extension,
+            runtime,
+            warnings,
+            secrets,
         })
     }
 }
@@ -220,10 +326,43 @@ pub(crate) fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-/// Configuration values usable in `${name}` references. Only literals for
-/// now: environment and probe-backed values need the Lambda's environment,
-/// which Plan deliberately does not read per call.
-fn configuration(v: Option<&Value>) -> Result<BTreeMap<String, Value>, Invalid> {
+/// What Plan looked up for configuration that is not written out:
+/// environment variables (of the Plan function, read once at cold start)
+/// and SSM parameters. Offline (validation without AWS), unknown values
+/// stand in as `${name}` text.
+#[derive(Debug, Clone, Default)]
+pub struct Lookups {
+    pub env: BTreeMap<String, String>,
+    pub ssm: BTreeMap<String, String>,
+    pub offline: bool,
+}
+
+impl Lookups {
+    /// Offline validation: nothing is looked up.
+    pub fn offline() -> Lookups {
+        Lookups {
+            offline: true,
+            ..Default::default()
+        }
+    }
+}
+
+/// The SSM parameters an experiment's configuration names, for Plan to
+/// read before it parses.
+pub fn ssm_references(doc: &Value) -> Vec<String> {
+    doc.get("configuration")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|c| c.values())
+        .filter(|v| v.get("type").and_then(Value::as_str) == Some("ssm"))
+        .filter_map(|v| v.get("name").and_then(Value::as_str).map(String::from))
+        .collect()
+}
+
+/// Configuration values usable in `${name}` references: literals,
+/// `{"type": "env", "key", "default", "env_var_type"}` as Chaos Toolkit
+/// has them, and `{"type": "ssm", "name"}`.
+fn configuration(v: Option<&Value>, lookups: &Lookups) -> Result<BTreeMap<String, Value>, Invalid> {
     let Some(v) = v else {
         return Ok(BTreeMap::new());
     };
@@ -232,17 +371,170 @@ fn configuration(v: Option<&Value>) -> Result<BTreeMap<String, Value>, Invalid> 
         .ok_or_else(|| Invalid::at("configuration", "must be an object"))?;
     let mut out = BTreeMap::new();
     for (k, val) in obj {
-        if let Value::Object(o) = val {
-            if o.contains_key("type") {
-                return Err(Invalid::at(
-                    &format!("configuration.{k}"),
-                    "only literal values are supported yet (no 'type')",
-                ));
-            }
-        }
-        out.insert(k.clone(), val.clone());
+        let here = format!("configuration.{k}");
+        let value = match val {
+            Value::Object(o) if o.contains_key("type") => match o.get("type").and_then(Value::as_str) {
+                Some("env") => {
+                    let key = required_text(o, "key", &here)?;
+                    match lookups.env.get(&key) {
+                        Some(text) => typed(text, o.get("env_var_type"), &here)?,
+                        None => match o.get("default") {
+                            Some(d) => d.clone(),
+                            None if lookups.offline => Value::String(format!("${{{k}}}")),
+                            None => {
+                                return Err(Invalid::at(
+                                    &here,
+                                    format!("environment variable '{key}' is not set and there is no 'default'"),
+                                ))
+                            }
+                        },
+                    }
+                }
+                Some("ssm") => {
+                    let name = required_text(o, "name", &here)?;
+                    match lookups.ssm.get(&name) {
+                        Some(text) => Value::String(text.clone()),
+                        None if lookups.offline => Value::String(format!("${{{k}}}")),
+                        None => {
+                            return Err(Invalid::at(
+                                &here,
+                                format!("SSM parameter '{name}' does not exist"),
+                            ))
+                        }
+                    }
+                }
+                Some(other) => {
+                    return Err(Invalid::at(
+                        &here,
+                        format!("configuration type '{other}' is not supported (supported: a literal, \"env\", \"ssm\")"),
+                    ))
+                }
+                None => return Err(Invalid::at(&here, "field 'type' must be a string")),
+            },
+            other => other.clone(),
+        };
+        out.insert(k.clone(), value);
     }
     Ok(out)
+}
+
+/// An environment variable's text as its `env_var_type` says.
+fn typed(text: &str, kind: Option<&Value>, here: &str) -> Result<Value, Invalid> {
+    let kind = kind.and_then(Value::as_str).unwrap_or("str");
+    let bad = |what: &str| {
+        Invalid::at(
+            here,
+            format!("'{text}' is not {what} (env_var_type {kind})"),
+        )
+    };
+    Ok(match kind {
+        "str" => Value::String(text.to_string()),
+        "int" => Value::from(text.trim().parse::<i64>().map_err(|_| bad("an integer"))?),
+        "float" => Value::from(text.trim().parse::<f64>().map_err(|_| bad("a number"))?),
+        "bool" => Value::Bool(matches!(
+            text.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )),
+        "json" => serde_json::from_str(text).map_err(|_| bad("JSON"))?,
+        other => {
+            return Err(Invalid::at(
+                here,
+                format!("env_var_type '{other}' is not one of str, int, float, bool, json"),
+            ))
+        }
+    })
+}
+
+/// `secrets`: `{scope: {name: literal | {"type": "env", "key"} | {"type":
+/// "ssm", "name"}}}`. Names are usable as `${name}` in any scope's
+/// activities; only where each value lives is kept.
+fn secrets(
+    v: Option<&Value>,
+    _lookups: &Lookups,
+) -> Result<(BTreeMap<String, SecretRef>, Vec<String>), Invalid> {
+    let mut out = BTreeMap::new();
+    let Some(v) = v else {
+        return Ok((out, Vec::new()));
+    };
+    let scopes = v
+        .as_object()
+        .ok_or_else(|| Invalid::at("secrets", "must be an object of scopes"))?;
+    for (scope, entries) in scopes {
+        let entries = entries.as_object().ok_or_else(|| {
+            Invalid::at(&format!("secrets.{scope}"), "must be an object of secrets")
+        })?;
+        for (name, val) in entries {
+            let here = format!("secrets.{scope}.{name}");
+            let r = match val {
+                Value::String(s) => SecretRef::Literal { value: s.clone() },
+                Value::Object(o) => match o.get("type").and_then(Value::as_str) {
+                    Some("env") => SecretRef::Env {
+                        key: required_text(o, "key", &here)?,
+                    },
+                    Some("ssm") => SecretRef::Ssm {
+                        name: required_text(o, "name", &here)?,
+                    },
+                    Some(other) => {
+                        return Err(Invalid::at(
+                            &here,
+                            format!("secret type '{other}' is not supported (supported: a string, \"env\", \"ssm\")"),
+                        ))
+                    }
+                    None => return Err(Invalid::at(&here, "field 'type' is required")),
+                },
+                other => {
+                    return Err(Invalid::at(
+                        &here,
+                        format!("must be a string or an object with 'type', found {}", kind_of(other)),
+                    ))
+                }
+            };
+            if out.insert(name.clone(), r).is_some() {
+                return Err(Invalid::at(&here, "the same secret name is in two scopes"));
+            }
+        }
+    }
+    let names = out.keys().cloned().collect();
+    Ok((out, names))
+}
+
+/// `runtime`: the rollback and hypothesis strategies.
+fn runtime(v: Option<&Value>) -> Result<Runtime, Invalid> {
+    let mut rt = Runtime::default();
+    let Some(v) = v else { return Ok(rt) };
+    let obj = v
+        .as_object()
+        .ok_or_else(|| Invalid::at("runtime", "must be an object"))?;
+    if let Some(r) = obj.get("rollbacks") {
+        match r.get("strategy").and_then(Value::as_str) {
+            None => {}
+            Some("default" | "always") => rt.rollbacks = RollbackStrategy::Always,
+            Some("never") => rt.rollbacks = RollbackStrategy::Never,
+            Some("deviated") => rt.rollbacks = RollbackStrategy::Deviated,
+            Some(other) => {
+                return Err(Invalid::at(
+                    "runtime.rollbacks.strategy",
+                    format!("must be one of default, always, never, deviated, found \"{other}\""),
+                ))
+            }
+        }
+    }
+    if let Some(h) = obj.get("hypothesis") {
+        if let Some(s) = h.get("strategy") {
+            rt.hypothesis = serde_json::from_value(s.clone()).map_err(|_| {
+                Invalid::at(
+                    "runtime.hypothesis.strategy",
+                    format!("must be one of default, before-method-only, after-method-only, during-method-only, continuously, found {s}"),
+                )
+            })?;
+        }
+        rt.frequency_seconds = positive(
+            h.as_object().unwrap_or(&Map::new()),
+            "frequency",
+            "runtime.hypothesis",
+        )?;
+    }
+    Ok(rt)
 }
 
 const EXTENSION_KEYS: &[&str] = &[
@@ -251,6 +543,7 @@ const EXTENSION_KEYS: &[&str] = &[
     "poll_interval_seconds",
     "wait_chunk_seconds",
     "time_scale",
+    "dry_run",
 ];
 
 fn extension(v: Option<&Value>) -> Result<Extension, Invalid> {
@@ -259,6 +552,7 @@ fn extension(v: Option<&Value>) -> Result<Extension, Invalid> {
         poll_interval_seconds: None,
         wait_chunk_seconds: None,
         time_scale: None,
+        dry_run: None,
     };
     let Some(v) = v else { return Ok(ext) };
     let list = v
@@ -321,6 +615,15 @@ fn extension(v: Option<&Value>) -> Result<Extension, Invalid> {
         ext.poll_interval_seconds = positive(obj, "poll_interval_seconds", &place)?;
         ext.wait_chunk_seconds = positive(obj, "wait_chunk_seconds", &place)?;
         ext.time_scale = positive(obj, "time_scale", &place)?;
+        ext.dry_run = match obj.get("dry_run") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(serde_json::from_value(v.clone()).map_err(|_| {
+                Invalid::at(
+                    &format!("{place}.dry_run"),
+                    format!("must be one of \"probes\", \"actions\", \"activities\", \"pause\", found {v}"),
+                )
+            })?),
+        };
     }
     Ok(ext)
 }
@@ -338,27 +641,70 @@ fn positive(obj: &Map<String, Value>, key: &str, place: &str) -> Result<Option<f
     }
 }
 
-fn activities(
-    v: &Value,
-    place: &str,
-    config: &BTreeMap<String, Value>,
-) -> Result<Vec<Activity>, Invalid> {
+/// What activities are read with: the configuration for `${name}`, and
+/// every named activity for `ref`.
+struct Ctx<'a> {
+    config: &'a BTreeMap<String, Value>,
+    defs: &'a BTreeMap<String, Value>,
+}
+
+/// Every activity written out in full (not a `ref`), by name.
+fn definitions(top: &Map<String, Value>) -> BTreeMap<String, Value> {
+    let mut defs = BTreeMap::new();
+    let lists = [
+        top.get("steady-state-hypothesis")
+            .and_then(|h| h.get("probes")),
+        top.get("method"),
+        top.get("rollbacks"),
+    ];
+    for list in lists.into_iter().flatten() {
+        for a in list.as_array().into_iter().flatten() {
+            if a.get("ref").is_none() {
+                if let Some(name) = a.get("name").and_then(Value::as_str) {
+                    defs.entry(name.to_string()).or_insert_with(|| a.clone());
+                }
+            }
+        }
+    }
+    defs
+}
+
+fn activities(v: &Value, place: &str, ctx: &Ctx) -> Result<Vec<Activity>, Invalid> {
     let items = v
         .as_array()
         .ok_or_else(|| Invalid::at(place, "must be a list of activities"))?;
     items
         .iter()
         .enumerate()
-        .map(|(i, a)| activity(a, &format!("{place}[{i}]"), config))
+        .map(|(i, a)| activity(a, &format!("{place}[{i}]"), ctx))
         .collect()
 }
 
-fn activity(v: &Value, place: &str, config: &BTreeMap<String, Value>) -> Result<Activity, Invalid> {
+fn activity(v: &Value, place: &str, ctx: &Ctx) -> Result<Activity, Invalid> {
+    let config = ctx.config;
     let obj = v
         .as_object()
         .ok_or_else(|| Invalid::at(place, "an activity must be an object"))?;
-    if obj.contains_key("ref") {
-        return Err(Invalid::at(place, "'ref' activities are not supported yet"));
+    if let Some(r) = obj.get("ref") {
+        let name = r
+            .as_str()
+            .ok_or_else(|| Invalid::at(place, "field 'ref' must be an activity's name"))?;
+        if obj.len() > 1 {
+            return Err(Invalid::at(
+                place,
+                format!("a 'ref' to '{name}' must hold nothing else"),
+            ));
+        }
+        let target = ctx.defs.get(name).ok_or_else(|| {
+            Invalid::at(
+                place,
+                format!(
+                    "'ref' to '{name}', but no activity of the experiment is named so (a ref names an activity written out in full)"
+                ),
+            )
+        })?;
+        // Definitions hold no refs, so a ref never leads to another: no cycles.
+        return activity(target, &format!("{place} (ref '{name}')"), ctx);
     }
     let name = required_text(obj, "name", place)?;
     let here = format!("activity '{name}'");
@@ -376,7 +722,7 @@ fn activity(v: &Value, place: &str, config: &BTreeMap<String, Value>) -> Result<
     if matches!(obj.get("background"), Some(Value::Bool(true))) {
         return Err(Invalid::at(
             &here,
-            "background activities are not supported yet",
+            "background activities are not supported yet: run it in sequence (drop 'background'), or put the load in a turbulence.load.actions.attack, which runs its users concurrently",
         ));
     }
     let provider = obj

@@ -3,10 +3,15 @@
 //! wait steps, the hypothesis probes after. Durations are time-scaled here,
 //! once, so every later function works in real milliseconds.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::CallSpec;
-use crate::model::{Activity, ActivityType, Experiment, Invalid};
+use crate::model::{
+    Activity, ActivityType, DryRun, Experiment, HypothesisStrategy, Invalid, RollbackStrategy,
+    SecretRef,
+};
 use crate::tolerance::Tolerance;
 
 /// Default seconds between abort-alarm checks in a wait.
@@ -25,6 +30,9 @@ pub const MAX_PAUSE_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 pub enum Phase {
     Before,
     Method,
+    /// Hypothesis checks while the method runs (`continuously`,
+    /// `during-method-only`).
+    During,
     After,
     Rollback,
 }
@@ -77,7 +85,20 @@ pub struct Plan {
     pub settings: Settings,
     pub steps: Vec<Step>,
     pub rollbacks: Vec<RollbackStep>,
+    #[serde(default)]
+    pub rollback_strategy: RollbackStrategy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<DryRun>,
+    /// Where each secret's value lives (never the value of one from SSM or
+    /// the environment).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
+
+/// The most hypothesis rounds `continuously` adds to a plan.
+pub const MAX_DURING_ROUNDS: usize = 48;
 
 impl Plan {
     pub fn new(e: &Experiment) -> Result<Plan, Invalid> {
@@ -109,51 +130,29 @@ impl Plan {
         // one (same number of wait invocations), but never below one poll.
         let wait_chunk_ms = seconds_to_ms(chunk * time_scale).max(poll_interval_ms);
 
+        use HypothesisStrategy as H;
+        let strategy = e.runtime.hypothesis;
         let mut steps = Vec::new();
-        let mut push = |a: &Activity, phase: Phase, with_tolerance: bool| -> Result<(), Invalid> {
-            if let Some(s) = a.pause_before {
-                steps.push(wait(
-                    phase,
-                    format!("pause before '{}'", a.name),
-                    s,
-                    time_scale,
-                )?);
+        if matches!(strategy, H::Default | H::BeforeMethodOnly | H::Continuously) {
+            for p in &e.hypothesis {
+                steps.extend(activity_steps(p, Phase::Before, true, time_scale)?);
             }
-            steps.push(Step {
-                waves: None,
-                phase,
-                kind: match a.kind {
-                    ActivityType::Probe => StepKind::Probe,
-                    ActivityType::Action => StepKind::Action,
-                },
-                name: a.name.clone(),
-                call: Some(a.call.clone()),
-                tolerance: if with_tolerance {
-                    a.tolerance.clone()
-                } else {
-                    None
-                },
-                duration_ms: None,
-            });
-            if let Some(s) = a.pause_after {
-                steps.push(wait(
-                    phase,
-                    format!("pause after '{}'", a.name),
-                    s,
-                    time_scale,
-                )?);
-            }
-            Ok(())
-        };
-        for p in &e.hypothesis {
-            push(p, Phase::Before, true)?;
         }
+        let mut method = Vec::new();
         for a in &e.method {
             // Chaos Toolkit does not judge method probes against tolerances.
-            push(a, Phase::Method, false)?;
+            method.extend(activity_steps(a, Phase::Method, false, time_scale)?);
         }
-        for p in &e.hypothesis {
-            push(p, Phase::After, true)?;
+        if matches!(strategy, H::DuringMethodOnly | H::Continuously) {
+            let every_ms = seconds_to_ms(e.runtime.frequency_seconds.unwrap_or(chunk) * time_scale)
+                .max(poll_interval_ms);
+            method = during(method, &e.hypothesis, every_ms)?;
+        }
+        steps.extend(method);
+        if matches!(strategy, H::Default | H::AfterMethodOnly | H::Continuously) {
+            for p in &e.hypothesis {
+                steps.extend(activity_steps(p, Phase::After, true, time_scale)?);
+            }
         }
         let rollbacks = e
             .rollbacks
@@ -173,8 +172,104 @@ impl Plan {
             },
             steps,
             rollbacks,
+            rollback_strategy: e.runtime.rollbacks,
+            dry_run: ext.dry_run,
+            secrets: e.secrets.clone(),
+            warnings: e.warnings.clone(),
         })
     }
+}
+
+/// An activity's steps: its pauses around it.
+fn activity_steps(
+    a: &Activity,
+    phase: Phase,
+    with_tolerance: bool,
+    time_scale: f64,
+) -> Result<Vec<Step>, Invalid> {
+    let mut steps = Vec::new();
+    if let Some(s) = a.pause_before {
+        steps.push(wait(
+            phase,
+            format!("pause before '{}'", a.name),
+            s,
+            time_scale,
+        )?);
+    }
+    steps.push(Step {
+        waves: None,
+        phase,
+        kind: match a.kind {
+            ActivityType::Probe => StepKind::Probe,
+            ActivityType::Action => StepKind::Action,
+        },
+        name: a.name.clone(),
+        call: Some(a.call.clone()),
+        tolerance: if with_tolerance {
+            a.tolerance.clone()
+        } else {
+            None
+        },
+        duration_ms: None,
+    });
+    if let Some(s) = a.pause_after {
+        steps.push(wait(
+            phase,
+            format!("pause after '{}'", a.name),
+            s,
+            time_scale,
+        )?);
+    }
+    Ok(steps)
+}
+
+/// The method with the hypothesis checked after each of its activities and
+/// every `every_ms` of its pauses (pauses split to make room).
+fn during(method: Vec<Step>, hypothesis: &[Activity], every_ms: u64) -> Result<Vec<Step>, Invalid> {
+    let round = |steps: &mut Vec<Step>| {
+        for p in hypothesis {
+            steps.push(Step {
+                waves: None,
+                phase: Phase::During,
+                kind: StepKind::Probe,
+                name: p.name.clone(),
+                call: Some(p.call.clone()),
+                tolerance: p.tolerance.clone(),
+                duration_ms: None,
+            });
+        }
+    };
+    let mut out = Vec::new();
+    let mut rounds = 0;
+    for step in method {
+        match (step.kind, step.duration_ms) {
+            (StepKind::Wait, Some(total)) if total > every_ms => {
+                let mut left = total;
+                while left > 0 {
+                    let part = left.min(every_ms);
+                    out.push(Step {
+                        duration_ms: Some(part),
+                        ..step.clone()
+                    });
+                    left -= part;
+                    round(&mut out);
+                    rounds += 1;
+                }
+            }
+            _ => {
+                out.push(step);
+                round(&mut out);
+                rounds += 1;
+            }
+        }
+        if rounds > MAX_DURING_ROUNDS {
+            return Err(Invalid(format!(
+                "runtime.hypothesis: checking continuously every {} s makes over {MAX_DURING_ROUNDS} rounds; raise 'frequency'",
+                every_ms as f64 / 1000.0
+            )));
+        }
+    }
+    Ok(out)
 }
 
 fn seconds_to_ms(s: f64) -> u64 {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::catalogue::CallSpec;
+use crate::model::RollbackStrategy;
 use crate::plan::{Phase, Plan, StepKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -168,6 +169,23 @@ pub struct State {
     pub error: Option<CaughtError>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_error: Option<CaughtError>,
+    /// What the run has cost so far, for the journal.
+    #[serde(default)]
+    pub cost: Cost,
+}
+
+/// Lambda use of a run: invocations that returned, and their time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Cost {
+    pub invocations: u64,
+    pub function_ms: u64,
+}
+
+impl Cost {
+    pub fn add(&mut self, elapsed: std::time::Duration) {
+        self.invocations += 1;
+        self.function_ms += u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    }
 }
 
 /// One entry of the rollback queue.
@@ -245,12 +263,29 @@ impl State {
             })
             .collect();
         if let Some(plan) = &self.plan {
-            queue.extend(plan.rollbacks.iter().map(|r| RollbackItem {
-                name: r.name.clone(),
-                call: r.call.clone(),
-            }));
+            let declared = match plan.rollback_strategy {
+                RollbackStrategy::Always => true,
+                RollbackStrategy::Never => false,
+                RollbackStrategy::Deviated => self.deviated(),
+            };
+            if declared {
+                queue.extend(plan.rollbacks.iter().map(|r| RollbackItem {
+                    name: r.name.clone(),
+                    call: r.call.clone(),
+                }));
+            }
         }
         queue
+    }
+
+    /// Whether a hypothesis probe missed during or after the method.
+    pub fn deviated(&self) -> bool {
+        self.error.as_ref().is_some_and(|e| {
+            e.error == crate::journal::names::STEADY_STATE_DEVIATED
+                && e.report()
+                    .record
+                    .is_some_and(|r| matches!(r.phase, Phase::After | Phase::During))
+        })
     }
 
     /// The next rollback to run, if any is left.
@@ -316,6 +351,10 @@ mod tests {
                     name: "declared".into(),
                     call: call("d"),
                 }],
+                rollback_strategy: Default::default(),
+                dry_run: None,
+                secrets: Default::default(),
+                warnings: vec![],
             }),
             ..Default::default()
         };
