@@ -248,9 +248,15 @@ async fn row_3_stop_execution_during_the_hour_the_janitor_cleans_up() {
         .send()
         .await
         .unwrap();
+    let stopped = Instant::now();
     let done = r.local.wait_for(&execution, RUN_TIMEOUT).await.unwrap();
     assert_eq!(done.status, "ABORTED");
     let m = r.assert_clean(&[&execution], 1).await;
+    // assert_clean waits 2 s at its end for late messages.
+    println!(
+        "row 3: StopExecution to clean account: {:.1} s (janitor via the status-change event)",
+        stopped.elapsed().as_secs_f64() - 2.0
+    );
     assert_eq!(m[0]["error"], "ExperimentInterrupted");
     assert_eq!(m[0]["journal"]["status"], "interrupted");
     let rollbacks = m[0]["journal"]["rollbacks"].as_array().unwrap();

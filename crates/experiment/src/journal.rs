@@ -188,7 +188,8 @@ pub fn journal(state: &State, now: OffsetDateTime) -> Finished {
             .map(|s| (now - s).as_seconds_f64())
             .unwrap_or(0.0);
     let journal = json!({
-        "chaoslib-version": null,
+        // Not chaoslib, but readers expect a version string here.
+        "chaoslib-version": concat!("turbulence ", env!("CARGO_PKG_VERSION")),
         "platform": "AWS Step Functions",
         "node": state.execution,
         "experiment": redacted(&state.experiment),

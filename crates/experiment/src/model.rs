@@ -719,6 +719,18 @@ fn activity(v: &Value, place: &str, ctx: &Ctx) -> Result<Activity, Invalid> {
         }
         None => return Err(Invalid::at(&here, "field 'type' is required")),
     };
+    match obj.get("background") {
+        None | Some(Value::Bool(_)) | Some(Value::Null) => {}
+        Some(other) => {
+            return Err(Invalid::at(
+                &here,
+                format!(
+                    "field 'background' must be true or false, found {}",
+                    kind_of(other)
+                ),
+            ))
+        }
+    }
     if matches!(obj.get("background"), Some(Value::Bool(true))) {
         return Err(Invalid::at(
             &here,

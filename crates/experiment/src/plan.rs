@@ -119,6 +119,12 @@ impl Plan {
                 "extensions.turbulence.poll_interval_seconds: must be at least {MIN_POLL_INTERVAL_SECONDS}, found {poll}"
             )));
         }
+        // A wait chunk is at least one poll: longer would outlive the function.
+        if poll > MAX_WAIT_CHUNK_SECONDS {
+            return Err(Invalid(format!(
+                "extensions.turbulence.poll_interval_seconds: must be at most {MAX_WAIT_CHUNK_SECONDS} (the wait function's timeout is 900 s), found {poll}"
+            )));
+        }
         let chunk = ext.wait_chunk_seconds.unwrap_or(DEFAULT_WAIT_CHUNK_SECONDS);
         if chunk > MAX_WAIT_CHUNK_SECONDS {
             return Err(Invalid(format!(
