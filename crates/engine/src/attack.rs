@@ -34,6 +34,16 @@ pub struct ShareRequest {
 pub(crate) fn plan_attacks(plan: &mut Plan, deployment: &Deployment) -> Result<(), Failure> {
     let limits = deployment.load_limits();
     for step in &mut plan.steps {
+        if let Some(provider) = step.tolerance.as_ref().and_then(|t| t.probe()) {
+            let url = provider.get("url").and_then(Value::as_str).unwrap_or("");
+            let host = experiment::catalogue::parsed_host(url).unwrap_or_default();
+            if !load::host_allowed(&limits.allowed_hosts, &host) {
+                return Err(Failure::Refused(format!(
+                    "activity '{}': the tolerance probe's host '{host}' is not in the load allow-list",
+                    step.name
+                )));
+            }
+        }
         let Some(call) = step.call.as_ref().and_then(|c| Call::parse(c).ok()) else {
             continue;
         };

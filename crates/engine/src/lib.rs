@@ -430,8 +430,78 @@ async fn step_in(
         load_limits: &load_limits,
         step: &step.name,
     };
-    let result = activities::run(&call, ports, &mut ctx).await;
-    record_outcome(state, &step, spec, start, clock.elapsed(), result)
+    let mut result = activities::run(&call, ports, &mut ctx).await;
+    drop(ctx);
+    let elapsed = clock.elapsed();
+    // A probe tolerance is a second call, judged here and folded into the
+    // outcome's detail so record_outcome reads it like any tolerance.
+    if let (Some(provider), Ok(outcome)) =
+        (step.tolerance.as_ref().and_then(|t| t.probe()), &mut result)
+    {
+        let met = judge_by_probe(
+            provider,
+            &outcome.output,
+            &plan_secrets(&state),
+            ports,
+            &load_limits,
+        )
+        .await;
+        let verdict =
+            json!({"tolerance_probe": met.as_ref().map(|_| "met").unwrap_or_else(|e| e.as_str())});
+        outcome.detail = Some(match outcome.detail.take() {
+            Some(d) => json!({"detail": d, "tolerance_probe": verdict["tolerance_probe"]}),
+            None => verdict,
+        });
+    }
+    record_outcome(state, &step, spec, start, elapsed, result)
+}
+
+fn plan_secrets(state: &State) -> std::collections::BTreeMap<String, experiment::SecretRef> {
+    state
+        .plan
+        .as_ref()
+        .map(|p| p.secrets.clone())
+        .unwrap_or_default()
+}
+
+/// Run a probe tolerance's http provider with the output as `value` in its
+/// body: met when it answers below 400, as Chaos Toolkit's http provider
+/// raises on 400 and above.
+async fn judge_by_probe(
+    provider: &serde_json::Map<String, Value>,
+    output: &Value,
+    secrets: &std::collections::BTreeMap<String, experiment::SecretRef>,
+    ports: &Ports<'_>,
+    limits: &load::Limits,
+) -> Result<(), String> {
+    let mut arguments: serde_json::Map<String, Value> = provider
+        .iter()
+        .filter(|(k, _)| k.as_str() != "type")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut body = arguments
+        .remove("arguments")
+        .and_then(|a| a.as_object().cloned())
+        .unwrap_or_default();
+    body.insert("value".into(), output.clone());
+    arguments.insert("arguments".into(), Value::Object(body));
+    let spec = experiment::CallSpec {
+        function: experiment::catalogue::HTTP.into(),
+        arguments,
+    };
+    let live = with_secrets(&spec, secrets, ports)
+        .await
+        .map_err(|e| e.to_string())?;
+    let call = Call::parse(&live).map_err(|e| format!("tolerance probe: {e}"))?;
+    let Call::Http { request } = call else {
+        return Err("tolerance probe: not an http call".into());
+    };
+    let probe = load::http::HttpProbe::from_json(request).map_err(|e| e.to_string())?;
+    match probe.run(&limits.allowed_hosts).await {
+        Ok(out) if out.status < 400 => Ok(()),
+        Ok(out) => Err(format!("tolerance probe answered {}", out.status)),
+        Err(e) => Err(format!("tolerance probe failed: {e}")),
+    }
 }
 
 /// Record what a probe or action did: its journal entry, what undoes it,
@@ -511,7 +581,17 @@ fn record_outcome(
         });
     }
     if let Some(tolerance) = &step.tolerance {
-        let met = tolerance.met(&record.output);
+        let met = match tolerance.probe() {
+            Some(_) => {
+                record
+                    .detail
+                    .as_ref()
+                    .and_then(|d| d.get("tolerance_probe"))
+                    .and_then(Value::as_str)
+                    == Some("met")
+            }
+            None => tolerance.met(&record.output),
+        };
         record.tolerance_met = Some(met);
         if !met {
             let detail = record

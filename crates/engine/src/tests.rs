@@ -975,3 +975,81 @@ mod format {
         );
     }
 }
+
+/// `{"type": "probe"}` tolerances: an http call with the output as `value`.
+mod probe_tolerance {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A one-shot HTTP server on loopback answering `status`; returns its
+    /// URL and the request it got.
+    async fn judge(status: u16) -> (String, tokio::task::JoinHandle<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 8192];
+            let n = s.read(&mut buf).await.unwrap();
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            let answer =
+                format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            s.write_all(answer.as_bytes()).await.unwrap();
+            text
+        });
+        (url, task)
+    }
+
+    async fn run(status: u16) -> (Result<State, Failure>, String) {
+        let w = World::new();
+        let (url, request) = judge(status).await;
+        let mut s = start(json!({
+            "title": "t", "description": "d",
+            "steady-state-hypothesis": {"title": "h", "probes": [{
+                "type": "probe", "name": "alarm-ok",
+                "tolerance": {"type": "probe", "name": "judge", "provider": {
+                    "type": "http", "method": "POST", "url": format!("{url}/judge"),
+                    "arguments": {"expected": "OK"}}},
+                "provider": {"type": "python", "module": "chaosaws.cloudwatch.probes",
+                    "func": "get_alarm_state_value", "arguments": {"alarm_name": ALARM}}}]},
+            "method": []
+        }));
+        s.deployment.as_mut().unwrap().load_allowed_hosts = vec!["127.0.0.1".into()];
+        let s = plan(s, &w.ports()).await.unwrap();
+        let mut rng = rng();
+        let out = step(s, &w.ports(), &mut rng).await;
+        (out, request.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_tolerance_probe_gets_the_output_and_its_status_decides() {
+        let (out, request) = run(200).await;
+        let state = out.unwrap();
+        assert_eq!(state.records[0].tolerance_met, Some(true));
+        assert!(request.starts_with("POST /judge"), "{request}");
+        assert!(request.contains(r#""value":"OK""#), "{request}");
+        assert!(request.contains(r#""expected":"OK""#), "{request}");
+
+        let (out, _) = run(418).await;
+        let e = out.unwrap_err();
+        assert_eq!(e.name(), "SteadyStateDeviated");
+        assert!(
+            e.to_string().contains("tolerance probe answered 418"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_probe_tolerance_needs_an_http_provider() {
+        let e = Experiment::parse(&json!({
+            "title": "t", "description": "d",
+            "steady-state-hypothesis": {"title": "h", "probes": [{
+                "type": "probe", "name": "p",
+                "tolerance": {"type": "probe", "name": "judge", "provider": {
+                    "type": "python", "module": "m", "func": "f"}},
+                "provider": {"type": "http", "url": "http://x"}}]},
+            "method": []
+        }))
+        .unwrap_err();
+        assert_eq!(e.0, "activity 'p': field 'tolerance': a 'probe' tolerance needs an http provider: it is sent the output as 'value' (no catalogued function takes a 'value')");
+    }
+}

@@ -764,10 +764,17 @@ fn activity(v: &Value, place: &str, ctx: &Ctx) -> Result<Activity, Invalid> {
     }
     let tolerance = match obj.get("tolerance") {
         None => None,
-        Some(t) => Some(
-            Tolerance::parse(t)
-                .map_err(|e| Invalid::at(&here, format!("field 'tolerance': {e}")))?,
-        ),
+        Some(t) => {
+            let t = if t.get("type").and_then(Value::as_str) == Some("probe") {
+                probe_tolerance(t, &here, config)?
+            } else {
+                t.clone()
+            };
+            Some(
+                Tolerance::parse(&t)
+                    .map_err(|e| Invalid::at(&here, format!("field 'tolerance': {e}")))?,
+            )
+        }
     };
     let (pause_before, pause_after) = match obj.get("pauses") {
         None => (None, None),
@@ -850,6 +857,39 @@ fn provider_call(
         function: format!("{module}.{func}"),
         arguments,
     })
+}
+
+/// A `{"type": "probe"}` tolerance: configuration filled in, and its
+/// provider checked as a call that will get the output as `value`. Only
+/// `http` providers can take a value (none of the catalogued functions
+/// has a `value` parameter).
+fn probe_tolerance(
+    t: &Value,
+    here: &str,
+    config: &BTreeMap<String, Value>,
+) -> Result<Value, Invalid> {
+    let place = format!("{here}: field 'tolerance'");
+    let provider = t
+        .get("provider")
+        .and_then(Value::as_object)
+        .ok_or_else(|| Invalid::at(&place, "a 'probe' tolerance needs a 'provider' object"))?;
+    if provider.get("type").and_then(Value::as_str) != Some("http") {
+        return Err(Invalid::at(
+            &place,
+            "a 'probe' tolerance needs an http provider: it is sent the output as 'value' (no catalogued function takes a 'value')",
+        ));
+    }
+    let call = http_call(provider, &place, config)?;
+    Call::parse(&call).map_err(|e| Invalid::at(&place, e))?;
+    let mut t = t.clone();
+    t["provider"] = serde_json::json!(provider
+        .iter()
+        .map(|(k, v)| (
+            k.clone(),
+            substitute(v, config).unwrap_or_else(|_| v.clone())
+        ))
+        .collect::<Map<String, Value>>());
+    Ok(t)
 }
 
 /// An `http` provider as the catalogue's `http` call: its fields are the

@@ -22,7 +22,10 @@
 //!   with `count` it must find exactly `count` values; with `expect` the
 //!   values found must be exactly `[expect]` — or exactly `expect` when
 //!   `expect` is a list (so to expect one list value, write `[[...]]`).
-//! - `{"type": "probe", ...}` is refused for now.
+//! - `{"type": "probe", "name", "provider"}`: another probe, called with
+//!   the output as `value` (for an `http` provider, in the JSON body), is
+//!   met when it succeeds — for http, a status below 400. The engine runs
+//!   it ([`Tolerance::probe`]); [`Tolerance::check`] alone cannot.
 //!
 //! Where Turbulence differs from chaostoolkit-lib, it does so to refuse
 //! mistakes rather than pass them:
@@ -52,8 +55,6 @@ use crate::model::kind_of;
 #[serde(transparent)]
 pub struct Tolerance(Value);
 
-const SUPPORTED: &str = "supported: true/false, a number, a string, a list, range, regex, jsonpath";
-
 impl Tolerance {
     pub fn parse(v: &Value) -> Result<Tolerance, String> {
         match v {
@@ -73,6 +74,15 @@ impl Tolerance {
 
     pub fn as_value(&self) -> &Value {
         &self.0
+    }
+
+    /// The provider of a `{"type": "probe"}` tolerance, which the engine
+    /// runs to judge.
+    pub fn probe(&self) -> Option<&serde_json::Map<String, Value>> {
+        let o = self.0.as_object()?;
+        (o.get("type").and_then(Value::as_str) == Some("probe"))
+            .then(|| o.get("provider").and_then(Value::as_object))
+            .flatten()
     }
 
     /// Judge `output`: true when it is within the tolerance.
@@ -206,13 +216,15 @@ fn object(o: &Map<String, Value>) -> Result<(), String> {
             target(o)?;
         }
         "probe" => {
-            return Err(format!(
-                "tolerance type 'probe' is not supported yet ({SUPPORTED})"
-            ))
+            // Its provider is checked by the experiment model, which knows
+            // the catalogue; here only its shape.
+            if !o.get("provider").is_some_and(Value::is_object) {
+                return Err("a 'probe' tolerance needs a 'provider' object".into());
+            }
         }
         t => {
             return Err(format!(
-                "unknown tolerance type '{t}' (supported: range, regex, jsonpath; 'probe' is not supported yet)"
+                "unknown tolerance type '{t}' (supported: range, regex, jsonpath, probe)"
             ))
         }
     }
@@ -706,11 +718,18 @@ mod tests {
     }
 
     #[test]
-    fn probe_tolerances_wait_for_the_engine() {
+    fn a_probe_tolerance_needs_a_provider_and_is_judged_by_the_engine() {
         assert_eq!(
-            refused(json!({"type": "probe", "name": "p", "provider": {"type": "python", "module": "m", "func": "f"}})),
-            "tolerance type 'probe' is not supported yet (supported: true/false, a number, a string, a list, range, regex, jsonpath)"
+            refused(json!({"type": "probe", "name": "p"})),
+            "a 'probe' tolerance needs a 'provider' object"
         );
+        let t = Tolerance::parse(
+            &json!({"type": "probe", "name": "p", "provider": {"type": "http", "url": "http://x"}}),
+        )
+        .unwrap();
+        assert_eq!(t.probe().unwrap()["url"], "http://x");
+        // Without the engine it is never met.
+        assert!(!t.met(&json!(true)));
     }
 
     #[test]
