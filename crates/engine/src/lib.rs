@@ -431,7 +431,6 @@ async fn step_in(
         step: &step.name,
     };
     let mut result = activities::run(&call, ports, &mut ctx).await;
-    drop(ctx);
     let elapsed = clock.elapsed();
     // A probe tolerance is a second call, judged here and folded into the
     // outcome's detail so record_outcome reads it like any tolerance.
