@@ -92,6 +92,18 @@ async fn run_follows_writes_the_journal_and_exits_like_chaos_run() {
     let journal: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("journal.json")).unwrap()).unwrap();
     assert_eq!(journal["status"], "completed");
+    // A journal from the local stack has the shape of one chaoslib writes.
+    let check = Command::new(local::workspace_root().join("scripts/ctk-journal-check"))
+        .arg(dir.join("journal.json"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(said.lines().any(|l| l.starts_with("ok")), "{said}");
 
     // A deviated run exits 1, as `chaos run` does.
     local
