@@ -675,10 +675,11 @@ mod tests {
             t(json!({"type": "jsonpath", "target": "body", "path": "$", "expect": "OK"}))
                 .met(&plain)
         );
-        assert_eq!(
-            t(json!({"type": "jsonpath", "target": "bdy", "path": "$"})).check(&plain).unwrap_err(),
-            "the output has no 'bdy': {\"body\":\"OK\",\"headers\":{\"Content-Type\":\"application/json\"},\"status\":200}"
-        );
+        let e = t(json!({"type": "jsonpath", "target": "bdy", "path": "$"}))
+            .check(&plain)
+            .unwrap_err();
+        // The output's key order depends on serde_json's features.
+        assert!(e.starts_with("the output has no 'bdy': {"), "{e}");
     }
 
     #[test]

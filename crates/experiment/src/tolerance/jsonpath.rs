@@ -840,7 +840,7 @@ fn descend<'v, 'a: 'v>(
         }
         match v {
             Value::Array(items) => stack.extend(items.iter().rev()),
-            Value::Object(map) => stack.extend(map.values().rev()),
+            Value::Object(map) => stack.extend(sorted(map).into_iter().map(|(_, v)| v).rev()),
             _ => {}
         }
     }
@@ -881,7 +881,7 @@ fn select<'v, 'a: 'v>(
         }
         Sel::All => match v {
             Value::Array(items) => out.extend(items.iter().map(wrap)),
-            Value::Object(map) => out.extend(map.values().map(wrap)),
+            Value::Object(map) => out.extend(sorted(map).into_iter().map(|(_, v)| wrap(v))),
             _ => {}
         },
         Sel::Filter(e) => {
@@ -897,19 +897,25 @@ fn select<'v, 'a: 'v>(
         Sel::Keys => {
             if let Some(map) = v.as_object() {
                 out.push(Cow::Owned(Value::Array(
-                    map.keys().map(|k| Value::String(k.clone())).collect(),
+                    sorted(map)
+                        .into_iter()
+                        .map(|(k, _)| Value::String(k.clone()))
+                        .collect(),
                 )));
             }
         }
         Sel::Values => {
             if let Some(map) = v.as_object() {
-                out.push(Cow::Owned(Value::Array(map.values().cloned().collect())));
+                out.push(Cow::Owned(Value::Array(
+                    sorted(map).into_iter().map(|(_, v)| v.clone()).collect(),
+                )));
             }
         }
         Sel::Entries => {
             if let Some(map) = v.as_object() {
                 out.push(Cow::Owned(Value::Array(
-                    map.iter()
+                    sorted(map)
+                        .into_iter()
                         .map(|(k, v)| Value::Array(vec![Value::String(k.clone()), v.clone()]))
                         .collect(),
                 )));
@@ -1095,6 +1101,14 @@ fn number_order(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
         (Some(p), Some(q)) => Some(p.cmp(&q)),
         _ => x.as_f64()?.partial_cmp(&y.as_f64()?),
     }
+}
+
+/// An object's entries by key: the same order whichever map serde_json
+/// was built with (other crates of a build may turn on `preserve_order`).
+fn sorted(map: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
+    let mut entries: Vec<_> = map.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    entries
 }
 
 #[cfg(test)]
