@@ -164,6 +164,14 @@ impl Outcome {
     }
 }
 
+/// What a task stop takes its tasks from, for messages.
+pub fn tasks_of(cluster: &str, service: Option<&str>) -> String {
+    match service {
+        Some(s) => format!("service '{s}' of cluster '{cluster}'"),
+        None => format!("cluster '{cluster}'"),
+    }
+}
+
 /// The key under which a service's desired count before the method is kept.
 pub fn desired_count_key(cluster: &str, service: &str) -> String {
     format!("ecs:{cluster}/{service}:desired_count")
@@ -209,10 +217,7 @@ pub async fn run(
                 remember_desired(baselines, cluster, s, svc.desired_count);
             }
             let tasks = ports.ecs.running_tasks(cluster, service.as_deref()).await?;
-            let of = match service {
-                Some(s) => format!("service '{s}' of cluster '{cluster}'"),
-                None => format!("cluster '{cluster}'"),
-            };
+            let of = tasks_of(cluster, service.as_deref());
             let n = count.of(tasks.len());
             if tasks.is_empty() {
                 return Err(ActivityError::Failed(format!("no running tasks in {of}")));

@@ -95,12 +95,12 @@ pub(crate) async fn check(
                 .await
                 .map_err(aws("counting running tasks"))?
                 .len();
-            let of = match service {
-                Some(s) => format!("service '{s}' of cluster '{cluster}'"),
-                None => format!("cluster '{cluster}'"),
-            };
             d.blast_radius
-                .check(count.of(running), running, &of)
+                .check(
+                    count.of(running),
+                    running,
+                    &activities::tasks_of(cluster, service.as_deref()),
+                )
                 .map_err(|e| Failure::Refused(format!("activity '{name}': {e}")))?;
         }
     }

@@ -144,13 +144,8 @@ async fn plan_in(mut state: State, ports: &Ports<'_>) -> Result<State, Failure> 
     state.plan = Some(plan);
     state.started_at = Some(experiment::timestamp(now));
     state.point_at(0);
-    let changes = !state
-        .plan
-        .as_ref()
-        .and_then(|p| p.dry_run)
-        .is_some_and(|d| dry_covers(d, StepKind::Action));
     // A dry run of the actions changes nothing: nothing to lock or undo.
-    if changes {
+    if dry_run(&state, StepKind::Action).is_none() {
         guard::lock(&mut state, &targets, parameters, now).await?;
     }
     Ok(state)
@@ -309,9 +304,10 @@ fn quoted(names: &[String]) -> String {
         .join(", ")
 }
 
-/// Whether a dry-run mode skips steps of this kind.
-fn dry_covers(mode: experiment::model::DryRun, kind: StepKind) -> bool {
+/// The run's dry-run mode, when it skips steps of this kind.
+fn dry_run(state: &State, kind: StepKind) -> Option<experiment::model::DryRun> {
     use experiment::model::DryRun as D;
+    let mode = state.plan.as_ref()?.dry_run?;
     matches!(
         (mode, kind),
         (D::Probes, StepKind::Probe)
@@ -319,6 +315,7 @@ fn dry_covers(mode: experiment::model::DryRun, kind: StepKind) -> bool {
             | (D::Activities, StepKind::Probe | StepKind::Action)
             | (D::Pause, StepKind::Wait)
     )
+    .then_some(mode)
 }
 
 /// The step under the cursor, checked to be of the kind the caller runs,
@@ -382,9 +379,7 @@ async fn step_in(
         .call
         .clone()
         .ok_or_else(|| Failure::StateInvalid(format!("step '{}' has no call", step.name)))?;
-    let plan = state.plan.as_ref().expect("current() checked the plan");
-    let dry = plan.dry_run.filter(|d| dry_covers(*d, step.kind));
-    if let Some(mode) = dry {
+    if let Some(mode) = dry_run(&state, step.kind) {
         // What would be called is the record; nothing is.
         let now = OffsetDateTime::now_utc();
         let result = Ok(activities::Outcome {
@@ -396,7 +391,7 @@ async fn step_in(
         step.tolerance = None;
         return record_outcome(state, &step, spec, now, Duration::ZERO, result);
     }
-    let live = with_secrets(&spec, &plan.secrets, ports).await?;
+    let live = with_secrets(&spec, &plan_secrets(&state), ports).await?;
     let call = Call::parse(&live)
         .map_err(|e| Failure::Invalid(format!("activity '{}': {e}", step.name)))?;
 
@@ -665,6 +660,8 @@ async fn rollback_in(
     };
     let start = OffsetDateTime::now_utc();
     let clock = Instant::now();
+    let dry = dry_run(&state, StepKind::Action).is_some();
+    let live = with_secrets(&item.call, &plan_secrets(&state), ports).await?;
     // Rollbacks never send load anywhere.
     let no_load = load::Limits::default();
     let mut ctx = Context {
@@ -681,17 +678,6 @@ async fn rollback_in(
         load_limits: &no_load,
         step: &item.name,
     };
-    let dry = state
-        .plan
-        .as_ref()
-        .and_then(|p| p.dry_run)
-        .is_some_and(|d| dry_covers(d, StepKind::Action));
-    let secrets = state
-        .plan
-        .as_ref()
-        .map(|p| p.secrets.clone())
-        .unwrap_or_default();
-    let live = with_secrets(&item.call, &secrets, ports).await?;
     let result = match Call::parse(&live) {
         _ if dry => Ok(activities::Outcome {
             output: Value::Null,
@@ -761,12 +747,7 @@ async fn wait_in(
     time_left: Option<Duration>,
 ) -> Result<State, Failure> {
     let (step, settings) = current(&state, &[StepKind::Wait])?;
-    let dry = state
-        .plan
-        .as_ref()
-        .and_then(|p| p.dry_run)
-        .is_some_and(|d| dry_covers(d, StepKind::Wait));
-    if dry {
+    if dry_run(&state, StepKind::Wait).is_some() {
         tracing::info!(step = %step.name, "dry run: pause skipped");
         state.advance();
         return Ok(state);
