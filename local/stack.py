@@ -754,7 +754,42 @@ class MotoServer:
 # --------------------------------------------------------------------------
 
 
-class Reconciler:
+class PollingThread:
+    """A daemon thread calling `tick()` every `poll_s` until stopped. A tick
+    that fails is logged once per distinct error and the next one runs:
+    moto's dicts change under us (requests run in other threads), and the
+    next tick sees a consistent view again."""
+
+    def __init__(self, name: str, poll_s: float):
+        self.name = name
+        self.poll_s = poll_s
+        self.stop_event = threading.Event()
+        self.last_error = ""
+        self.thread = threading.Thread(target=self.run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=5)
+
+    def run(self) -> None:
+        while not self.stop_event.wait(self.poll_s):
+            try:
+                self.tick()
+                self.last_error = ""
+            except Exception as err:  # noqa: BLE001 - keep the thread alive
+                message = f"{type(err).__name__}: {err}"
+                if message != self.last_error:
+                    LOG.warning("%s tick failed: %s", self.name, message)
+                self.last_error = message
+
+    def tick(self) -> None:
+        raise NotImplementedError
+
+
+class Reconciler(PollingThread):
     """Keeps ECS services at their desired count, like ECS's scheduler, and
     restores MinCapacity, like the write-up's auto-scaling policy.
 
@@ -770,36 +805,13 @@ class Reconciler:
         poll_s: float,
         scale_up_delay_s: float,
     ):
+        super().__init__("reconciler", poll_s)
         self.account_id = account_id
         self.region = region
         self.network = network
-        self.poll_s = poll_s
         self.scale_up_delay_s = scale_up_delay_s
-        self.stop_event = threading.Event()
         # service key -> monotonic time desiredCount was first seen below min
         self.below_min_since: dict[str, float] = {}
-        self.last_error = ""
-        self.thread = threading.Thread(target=self.run, name="reconciler", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.thread.join(timeout=5)
-
-    def run(self) -> None:
-        while not self.stop_event.wait(self.poll_s):
-            try:
-                self.tick()
-                self.last_error = ""
-            except Exception as err:  # noqa: BLE001 - keep the scheduler alive
-                # moto's dicts can change under us (requests run in other
-                # threads); the next tick sees a consistent view again.
-                message = f"{type(err).__name__}: {err}"
-                if message != self.last_error:
-                    LOG.warning("reconciler tick failed: %s", message)
-                self.last_error = message
 
     def tick(self) -> None:
         from moto.applicationautoscaling.models import applicationautoscaling_backends
@@ -942,7 +954,7 @@ LAMBDA_FUNCTION_ARN = re.compile(
 )
 
 
-class ExecutionEvents:
+class ExecutionEvents(PollingThread):
     """Emits the "Step Functions Execution Status Change" events moto's Step
     Functions does not, and delivers them to the Lambda targets of matching
     rules on the default bus, which moto's EventBridge does not.
@@ -952,8 +964,8 @@ class ExecutionEvents:
     before the output, error and cause."""
 
     def __init__(self, forwarder: LambdaForwarder, poll_s: float):
+        super().__init__("sfn-events", poll_s)
         self.forwarder = forwarder
-        self.poll_s = poll_s
         self.started_at = datetime.datetime.now(datetime.timezone.utc)
         # execution ARN -> last status handled
         self.seen: dict[str, str] = {}
@@ -961,29 +973,6 @@ class ExecutionEvents:
         self.settling: dict[str, str] = {}
         self.delivered: set[tuple[str, str]] = set()
         self.warned: set[str] = set()
-        self.stop_event = threading.Event()
-        self.last_error = ""
-        self.thread = threading.Thread(target=self.run, name="sfn-events", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.thread.join(timeout=5)
-
-    def run(self) -> None:
-        while not self.stop_event.wait(self.poll_s):
-            try:
-                self.tick()
-                self.last_error = ""
-            except Exception as err:  # noqa: BLE001 - keep the watcher alive
-                # Requests change moto's lists and dicts under us; the next
-                # tick sees a consistent view again.
-                message = f"{type(err).__name__}: {err}"
-                if message != self.last_error:
-                    LOG.warning("sfn events tick failed: %s", message)
-                self.last_error = message
 
     def tick(self) -> None:
         for execution in sfn_executions():
