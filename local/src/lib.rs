@@ -277,6 +277,14 @@ impl LocalStack {
     }
 
     /// Connects to `$TURBULENCE_ENDPOINT`.
+    /// [`LocalStack::from_env`] for the end-to-end tests: a missing stack
+    /// panics with how to start one.
+    pub async fn for_tests() -> Self {
+        Self::from_env().await.unwrap_or_else(|e| {
+            panic!("{e} (run the tests with scripts/test, which starts the local stack)")
+        })
+    }
+
     pub async fn from_env() -> Result<Self> {
         match std::env::var(ENDPOINT_VAR) {
             Ok(url) if !url.trim().is_empty() => Self::connect(url.trim()).await,

@@ -21,9 +21,7 @@ fn binary() -> PathBuf {
 }
 
 async fn setup(name: &str) -> (LocalStack, Stack) {
-    let local = LocalStack::from_env().await.unwrap_or_else(|e| {
-        panic!("{e} (run the tests with scripts/test, which starts the local stack)")
-    });
+    let local = LocalStack::for_tests().await;
     let stack = local
         .deploy_stack(&local::unique_name(name))
         .await

@@ -18,9 +18,7 @@ const POLL_SECONDS: f64 = 1.0;
 const RUN_TIMEOUT: Duration = Duration::from_secs(180);
 
 async fn stack() -> LocalStack {
-    LocalStack::from_env().await.unwrap_or_else(|e| {
-        panic!("{e} (run the tests with scripts/test, which starts the local stack)")
-    })
+    LocalStack::for_tests().await
 }
 
 /// The shipped ECS experiment pointed at a target, its alarm and a time scale.

@@ -15,9 +15,7 @@ static PARAMETER: Mutex<()> = Mutex::const_new(());
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
 async fn setup(name: &str) -> (LocalStack, Stack) {
-    let local = LocalStack::from_env().await.unwrap_or_else(|e| {
-        panic!("{e} (run the tests with scripts/test, which starts the local stack)")
-    });
+    let local = LocalStack::for_tests().await;
     let stack = local
         .deploy_stack(&local::unique_name(name))
         .await

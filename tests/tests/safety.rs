@@ -39,9 +39,7 @@ struct Row {
 }
 
 async fn row(name: &str, service_opt_in: bool, reconciler: Reconciler) -> Row {
-    let local = LocalStack::from_env().await.unwrap_or_else(|e| {
-        panic!("{e} (run the tests with scripts/test, which starts the local stack)")
-    });
+    let local = LocalStack::for_tests().await;
     let prefix = local::unique_name(name);
     let stack = local.deploy_stack(&prefix).await.expect("deploy the stack");
     let mut spec = EcsTargetSpec::new(&prefix, 3);

@@ -9,9 +9,7 @@ use local::{EcsTargetSpec, LocalStack, Reconciler};
 use serde_json::{json, Value};
 
 async fn stack() -> LocalStack {
-    LocalStack::from_env().await.unwrap_or_else(|e| {
-        panic!("{e} (run the tests with scripts/test, which starts the local stack)")
-    })
+    LocalStack::for_tests().await
 }
 
 #[tokio::test]
