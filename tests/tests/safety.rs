@@ -147,6 +147,17 @@ impl Row {
 
     /// The account is as it was, and the dead-letter queue holds
     /// `dead_letters` journals (polled: the janitor works asynchronously).
+    async fn stop_from_the_console(&self, execution: &str) {
+        self.local
+            .sfn()
+            .stop_execution()
+            .execution_arn(execution)
+            .cause("stopped from the console")
+            .send()
+            .await
+            .unwrap();
+    }
+
     async fn assert_clean(&self, executions: &[&str], dead_letters: usize) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut messages = self.local.dlq_messages(&self.stack).await.unwrap();
@@ -238,14 +249,7 @@ async fn row_3_stop_execution_during_the_hour_the_janitor_cleans_up() {
     let r = row("m3-stopped", true, Reconciler::TasksOnly).await;
     let execution = r.start(&r.experiment(SLOW)).await;
     r.until_in_the_hour(&execution).await;
-    r.local
-        .sfn()
-        .stop_execution()
-        .execution_arn(&execution)
-        .cause("stopped from the console")
-        .send()
-        .await
-        .unwrap();
+    r.stop_from_the_console(&execution).await;
     let stopped = Instant::now();
     let done = r.local.wait_for(&execution, RUN_TIMEOUT).await.unwrap();
     assert_eq!(done.status, "ABORTED");
@@ -406,4 +410,49 @@ async fn row_8_throttling_is_retried_and_the_run_completes() {
     r.assert_clean(&[&execution], 0).await;
     println!("row 8: {throttled} Throttled task failure(s) retried");
     clean(8, "throttling retried, run completes");
+}
+
+/// StopExecution while a background activity runs (the scale to zero and
+/// its hour, here): the janitor stops the activity's execution too and runs
+/// the undo it logged, before it releases the locks.
+#[tokio::test]
+async fn row_9_stop_execution_while_a_background_activity_runs() {
+    let _shared = THROTTLE.read().await;
+    let r = row("m9-background", true, Reconciler::TasksOnly).await;
+    let mut doc = r.experiment(SLOW);
+    doc["method"][2]["background"] = json!(true);
+    let execution = r.start(&doc).await;
+    let (_, _, child) = experiment::background::child_execution(&execution, 0).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while r.local.desired_count(&r.target).await.unwrap() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the background activity never scaled to zero"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The child is in its hour; the run waits for it at its join.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        r.local.poll(&child).await.unwrap().is_none(),
+        "the child runs"
+    );
+    r.stop_from_the_console(&execution).await;
+    let done = r.local.wait_for(&execution, RUN_TIMEOUT).await.unwrap();
+    assert_eq!(done.status, "ABORTED");
+    let child_done = r.local.wait_for(&child, RUN_TIMEOUT).await.unwrap();
+    assert_eq!(
+        child_done.status, "ABORTED",
+        "the janitor stopped the child"
+    );
+    let m = r.assert_clean(&[&execution, &child], 1).await;
+    assert_eq!(m[0]["error"], "ExperimentInterrupted");
+    let rollbacks = m[0]["journal"]["rollbacks"].as_array().unwrap();
+    assert!(
+        rollbacks
+            .iter()
+            .any(|r| r["activity"]["provider"]["func"] == "update_desired_count"),
+        "the child's undo ran with the run's: {rollbacks:#?}"
+    );
+    clean(9, "StopExecution while a background activity runs");
 }

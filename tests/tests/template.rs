@@ -73,12 +73,23 @@ const FUNCTION_CALLS: &[(&str, &[&str])] = &[
             "ssm:PutParameter",
             "ssm:DeleteParameter",
             "lambda:InvokeFunction",
+            // Background activities: start, follow, stop their executions.
+            "states:StartExecution",
+            "states:DescribeExecution",
+            "states:StopExecution",
         ],
     ),
-    // The wait polls the kill switch with the alarms.
+    // The wait polls the kill switch with the alarms; the join follows
+    // background activities and moves their undos into the run record.
     (
         "WaitFunction",
-        &["cloudwatch:DescribeAlarms", "ssm:GetParameter"],
+        &[
+            "cloudwatch:DescribeAlarms",
+            "ssm:GetParameter",
+            "ssm:PutParameter",
+            "ssm:DeleteParameter",
+            "states:DescribeExecution",
+        ],
     ),
     // The journal removes the run record once every undo ran.
     (
@@ -91,6 +102,7 @@ const FUNCTION_CALLS: &[(&str, &[&str])] = &[
         &[
             "states:DescribeExecution",
             "states:GetExecutionHistory",
+            "states:StopExecution",
             "ssm:GetParameter",
             "ssm:GetParametersByPath",
             "ssm:PutParameter",

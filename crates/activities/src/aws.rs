@@ -514,6 +514,59 @@ fn state_in(text: &str) -> Option<serde_json::Value> {
 
 #[async_trait]
 impl Executions for AwsExecutions {
+    async fn start(&self, state_machine: &str, name: &str, input: &str) -> Result<(), AwsError> {
+        match self
+            .0
+            .start_execution()
+            .state_machine_arn(state_machine)
+            .name(name)
+            .input(input)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Names are derived from the parent's, so this is a retry.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_already_exists()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(classify("states:StartExecution", e)),
+        }
+    }
+
+    async fn stop(&self, execution: &str, cause: &str) -> Result<(), AwsError> {
+        match self
+            .0
+            .stop_execution()
+            .execution_arn(execution)
+            .cause(cause)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_does_not_exist()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(classify("states:StopExecution", e)),
+        }
+    }
+
+    async fn output(&self, execution: &str) -> Result<Option<serde_json::Value>, AwsError> {
+        let out = self
+            .0
+            .describe_execution()
+            .execution_arn(execution)
+            .send()
+            .await
+            .map_err(|e| classify("states:DescribeExecution", e))?;
+        Ok(out.output().and_then(|o| serde_json::from_str(o).ok()))
+    }
+
     async fn status(&self, execution: &str) -> Result<Option<String>, AwsError> {
         match self
             .0

@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::ports::{
-    Alarms, AwsError, DeadLetters, Ecs, Functions, Invocation, MetricQuery, Metrics, Parameters,
-    PutParameter, Service, Task,
+    Alarms, AwsError, DeadLetters, Ecs, Executions, Functions, Invocation, MetricQuery, Metrics,
+    Parameters, PutParameter, Service, Task,
 };
 
 #[derive(Default)]
@@ -429,5 +429,86 @@ impl Functions for FakeFunctions {
             .get(function_name)
             .cloned()
             .unwrap_or_default())
+    }
+}
+
+#[derive(Default)]
+struct ExecutionsState {
+    status: BTreeMap<String, String>,
+    output: BTreeMap<String, serde_json::Value>,
+    last: BTreeMap<String, serde_json::Value>,
+    /// (state machine, name, input) of every start.
+    started: Vec<(String, String, String)>,
+    stopped: Vec<String>,
+}
+
+/// Step Functions executions whose status and output a test sets; started
+/// executions are RUNNING until it says otherwise.
+#[derive(Default)]
+pub struct FakeExecutions(Mutex<ExecutionsState>);
+
+impl FakeExecutions {
+    fn state(&self) -> std::sync::MutexGuard<'_, ExecutionsState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_status(&self, execution: &str, status: &str) {
+        self.state().status.insert(execution.into(), status.into());
+    }
+
+    /// The execution succeeded with this output.
+    pub fn succeed(&self, execution: &str, output: serde_json::Value) {
+        self.set_status(execution, "SUCCEEDED");
+        self.state().output.insert(execution.into(), output);
+    }
+
+    pub fn set_last_state(&self, execution: &str, state: serde_json::Value) {
+        self.state().last.insert(execution.into(), state);
+    }
+
+    pub fn started(&self) -> Vec<(String, String, String)> {
+        self.state().started.clone()
+    }
+
+    pub fn stopped(&self) -> Vec<String> {
+        self.state().stopped.clone()
+    }
+}
+
+#[async_trait]
+impl Executions for FakeExecutions {
+    async fn start(&self, state_machine: &str, name: &str, input: &str) -> Result<(), AwsError> {
+        let arn = format!(
+            "{}:{name}",
+            state_machine.replacen(":stateMachine:", ":execution:", 1)
+        );
+        let mut s = self.state();
+        s.started
+            .push((state_machine.into(), name.into(), input.into()));
+        s.status.entry(arn).or_insert_with(|| "RUNNING".into());
+        Ok(())
+    }
+
+    async fn stop(&self, execution: &str, _: &str) -> Result<(), AwsError> {
+        let mut s = self.state();
+        s.stopped.push(execution.into());
+        if let Some(status) = s.status.get_mut(execution) {
+            if status == "RUNNING" {
+                *status = "ABORTED".into();
+            }
+        }
+        Ok(())
+    }
+
+    async fn status(&self, execution: &str) -> Result<Option<String>, AwsError> {
+        Ok(self.state().status.get(execution).cloned())
+    }
+
+    async fn output(&self, execution: &str) -> Result<Option<serde_json::Value>, AwsError> {
+        Ok(self.state().output.get(execution).cloned())
+    }
+
+    async fn last_state(&self, execution: &str) -> Result<Option<serde_json::Value>, AwsError> {
+        Ok(self.state().last.get(execution).cloned())
     }
 }

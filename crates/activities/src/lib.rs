@@ -17,7 +17,8 @@ use rand::RngCore;
 use serde_json::{json, Value};
 
 pub use ports::{
-    Alarms, AwsError, DeadLetters, Ecs, Executions, Functions, MetricQuery, Metrics, Parameters,
+    Alarms, AwsError, DeadLetters, Ecs, Executions, Functions, MetricQuery, Metrics, NoExecutions,
+    Parameters,
 };
 
 mod lambda;
@@ -30,6 +31,8 @@ pub struct Ports<'a> {
     pub metrics: &'a dyn Metrics,
     pub parameters: &'a dyn Parameters,
     pub functions: &'a dyn Functions,
+    /// Background activities' executions (and, for the janitor, ended ones).
+    pub executions: &'a dyn Executions,
     /// The function's environment, read once at cold start: configuration
     /// and secrets of type `env` come from here.
     pub environment: &'a BTreeMap<String, String>,
@@ -680,6 +683,7 @@ mod tests {
                 metrics: &self.metrics,
                 parameters: &self.parameters,
                 functions: &self.functions,
+                executions: &crate::NoExecutions,
                 environment: &self.environment,
             };
             let mut ctx = Context {

@@ -136,13 +136,48 @@ pub trait Functions: Send + Sync {
     async fn tags(&self, function_name: &str) -> Result<BTreeMap<String, String>, AwsError>;
 }
 
-/// Step Functions executions, as the janitor needs them.
+/// Step Functions executions: background activities run in executions of
+/// their own; the janitor reads ended ones.
 #[async_trait]
 pub trait Executions: Send + Sync {
+    /// Start an execution; one already started with this name and input
+    /// (a retried call) counts as started.
+    async fn start(&self, state_machine: &str, name: &str, input: &str) -> Result<(), AwsError>;
+    /// Stop an execution; one already over is left as it is.
+    async fn stop(&self, execution: &str, cause: &str) -> Result<(), AwsError>;
     /// RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED; `None` when there
     /// is no such execution.
     async fn status(&self, execution: &str) -> Result<Option<String>, AwsError>;
+    /// The output of a SUCCEEDED execution.
+    async fn output(&self, execution: &str) -> Result<Option<serde_json::Value>, AwsError>;
     /// The newest state document the execution passed to a function, from
     /// its history; its input when it never reached one.
     async fn last_state(&self, execution: &str) -> Result<Option<serde_json::Value>, AwsError>;
+}
+
+/// For functions that never reach Step Functions (their bootstraps stay
+/// without the client): every call fails, naming the function's mistake.
+pub struct NoExecutions;
+
+#[async_trait]
+impl Executions for NoExecutions {
+    async fn start(&self, _: &str, _: &str, _: &str) -> Result<(), AwsError> {
+        Err(no_executions())
+    }
+    async fn stop(&self, _: &str, _: &str) -> Result<(), AwsError> {
+        Err(no_executions())
+    }
+    async fn status(&self, _: &str) -> Result<Option<String>, AwsError> {
+        Err(no_executions())
+    }
+    async fn output(&self, _: &str) -> Result<Option<serde_json::Value>, AwsError> {
+        Err(no_executions())
+    }
+    async fn last_state(&self, _: &str) -> Result<Option<serde_json::Value>, AwsError> {
+        Err(no_executions())
+    }
+}
+
+fn no_executions() -> AwsError {
+    AwsError::Other("this function has no Step Functions client".into())
 }

@@ -55,6 +55,15 @@ impl Failure {
         }
     }
 
+    /// The failure as a Catch records it in the state.
+    pub fn caught(&self) -> experiment::CaughtError {
+        experiment::CaughtError {
+            error: self.name().into(),
+            cause: serde_json::json!({"errorType": self.name(), "errorMessage": self.message()})
+                .to_string(),
+        }
+    }
+
     /// The error message: the report as JSON, so the journal gets the
     /// failed step's record through the state machine's Catch.
     fn message(&self) -> String {

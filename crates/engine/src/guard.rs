@@ -134,11 +134,7 @@ pub(crate) async fn lock(
             }
         })
         .collect();
-    let record = RunRecord {
-        execution: state.execution.clone(),
-        dead_letter_queue_url: d.dead_letter_queue_url.clone(),
-        compensations: state.compensations.clone(),
-    };
+    let record = record_of(state, &d);
     write_record(parameters, &record_name, &record)
         .await
         .map_err(aws("writing the run record"))?;
@@ -164,6 +160,53 @@ pub(crate) async fn lock(
         }
     }
     Ok(())
+}
+
+/// The run record of the state as it is: its undos, the run that started
+/// it (for a background activity), the background activities it started.
+pub(crate) fn record_of(state: &State, d: &Deployment) -> RunRecord {
+    RunRecord {
+        execution: state.execution.clone(),
+        dead_letter_queue_url: d.dead_letter_queue_url.clone(),
+        compensations: state.compensations.clone(),
+        parent: state.parent.clone(),
+        children: state
+            .background
+            .iter()
+            .map(|b| experiment::guards::ChildRun {
+                execution: b.execution.clone(),
+                digest: b.digest.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Rewrite the run record from the state.
+pub(crate) async fn rewrite_record(
+    state: &State,
+    parameters: &dyn Parameters,
+) -> Result<(), Failure> {
+    let d = deployment(state)?;
+    let name = RunRecord::parameter(&state.execution).ok_or_else(|| {
+        Failure::StateInvalid(format!("'{}' is not an execution ARN", state.execution))
+    })?;
+    write_record(parameters, &name, &record_of(state, d))
+        .await
+        .map_err(aws("writing the run record"))
+}
+
+/// An execution's run record, if it has one.
+pub(crate) async fn read_record(
+    parameters: &dyn Parameters,
+    execution: &str,
+) -> Result<Option<RunRecord>, AwsError> {
+    let Some(name) = RunRecord::parameter(execution) else {
+        return Ok(None);
+    };
+    Ok(parameters
+        .get(&name)
+        .await?
+        .and_then(|text| serde_json::from_str(&text).ok()))
 }
 
 pub(crate) async fn write_record(
@@ -199,11 +242,7 @@ impl<'a> RunLog<'a> {
             parameters,
             name,
             for_action: step.into(),
-            record: std::sync::Mutex::new(RunRecord {
-                execution: state.execution.clone(),
-                dead_letter_queue_url: d.dead_letter_queue_url.clone(),
-                compensations: state.compensations.clone(),
-            }),
+            record: std::sync::Mutex::new(record_of(state, d)),
         })
     }
 }
@@ -235,14 +274,8 @@ pub(crate) async fn logged_compensations(
     state: &State,
     parameters: &dyn Parameters,
 ) -> Result<Option<Vec<Compensation>>, AwsError> {
-    let Some(name) = RunRecord::parameter(&state.execution) else {
-        return Ok(None);
-    };
-    let Some(text) = parameters.get(&name).await? else {
-        return Ok(None);
-    };
-    Ok(serde_json::from_str::<RunRecord>(&text)
-        .ok()
+    Ok(read_record(parameters, &state.execution)
+        .await?
         .map(|r| r.compensations)
         .filter(|c| c.len() > state.compensations.len()))
 }

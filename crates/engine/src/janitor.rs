@@ -11,7 +11,7 @@
 //! whose execution is no longer running, and removes expired locks and
 //! expired fault configurations.
 
-use activities::{AwsError, DeadLetters, Executions, Parameters, Ports};
+use activities::{AwsError, DeadLetters, Parameters, Ports};
 use experiment::guards::{Lock, RunRecord, LOCK_PREFIX, RUN_PREFIX};
 use experiment::journal::names;
 use experiment::{CaughtError, ErrorReport, NextKind, State};
@@ -49,7 +49,6 @@ const UNCLEAN: &[&str] = &["ABORTED", "TIMED_OUT", "FAILED"];
 /// What the janitor needs of AWS.
 pub struct Janitor<'a> {
     pub ports: Ports<'a>,
-    pub executions: &'a dyn Executions,
     pub dead_letters: &'a dyn DeadLetters,
     /// Where fault configurations live; the sweep removes expired ones.
     pub fault_prefix: Option<&'a str>,
@@ -101,6 +100,7 @@ async fn clean(
     tracing::warn!(%execution, status = %detail.status, undos = record.compensations.len(), "cleaning up after a run that ended without its rollbacks");
 
     let last = janitor
+        .ports
         .executions
         .last_state(execution)
         .await
@@ -130,16 +130,42 @@ async fn clean(
             cause: serde_json::to_string(&report).unwrap_or(report.message),
         });
     }
-    state.next.kind = NextKind::Rollback;
-    // Every undo is idempotent (restore a count, delete a parameter, release
-    // a lock held by this run), so running one the run already ran is safe.
-    let rounds = state.rollback_queue().len() + 1;
-    for _ in 0..rounds {
-        state = crate::rollback(state, &janitor.ports, rng).await?;
-        if state.next.kind != NextKind::Rollback {
-            break;
+    // The first rollback stops the background activities the record names
+    // that still run, and takes their undos in, as the run's own would.
+    for child in &record.children {
+        if !state
+            .background
+            .iter()
+            .any(|b| b.execution == child.execution)
+        {
+            state.background.push(experiment::Background {
+                group: usize::MAX,
+                name: "background activity".into(),
+                execution: child.execution.clone(),
+                digest: child.digest.clone(),
+                joined: false,
+            });
         }
     }
+    if record.parent.is_some() {
+        // A background activity: its undos run here; the run that started
+        // it sends the journal.
+        state.parent = None;
+        state.next.kind = NextKind::Rollback;
+        let undone = undo_all(state, janitor, rng).await?;
+        parameters
+            .delete(&name)
+            .await
+            .map_err(aws("removing the run record"))?;
+        return Ok(json!({
+            "execution": execution,
+            "cleaned": true,
+            "parent": record.parent,
+            "rollbacks": undone.rollbacks.len(),
+        }));
+    }
+    state.next.kind = NextKind::Rollback;
+    let state = undo_all(state, janitor, rng).await?;
     let finished = crate::finish_to(
         state,
         &record.dead_letter_queue_url,
@@ -162,6 +188,26 @@ async fn clean(
     }))
 }
 
+/// Run every undo of the state. Each is idempotent (restore a count,
+/// delete a parameter, release a lock held by this run), so running one the
+/// run already ran is safe.
+async fn undo_all(
+    mut state: State,
+    janitor: &Janitor<'_>,
+    rng: &mut (dyn RngCore + Send),
+) -> Result<State, Failure> {
+    // Each call runs one undo (the first may take background activities'
+    // undos in first), so this ends.
+    loop {
+        state = crate::rollback(state, &janitor.ports, rng).await?;
+        if state.next.kind != NextKind::Rollback
+            || state.rollbacks.len() > state.rollback_queue().len()
+        {
+            return Ok(state);
+        }
+    }
+}
+
 /// Clean every record whose execution is over, remove expired locks and
 /// expired fault configurations.
 pub async fn sweep(
@@ -181,6 +227,7 @@ pub async fn sweep(
             continue;
         };
         let status = janitor
+            .ports
             .executions
             .status(&record.execution)
             .await

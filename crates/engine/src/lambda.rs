@@ -2,7 +2,7 @@
 //! AWS clients. Nothing here runs per invocation.
 
 use activities::aws::{AwsAlarms, AwsDeadLetters, AwsEcs, AwsFunctions, AwsMetrics, AwsParameters};
-use activities::Ports;
+use activities::{Executions, NoExecutions, Ports};
 use std::time::{Duration, SystemTime};
 
 /// JSON logs in Lambda (`AWS_LAMBDA_LOG_FORMAT=JSON`), at the level of
@@ -38,6 +38,9 @@ pub struct Aws {
     pub dead_letters: AwsDeadLetters,
     pub parameters: AwsParameters,
     pub functions: AwsFunctions,
+    /// Only the functions that start, follow or stop executions have a
+    /// client ([`Aws::with_executions`]); the others stay without it.
+    pub executions: Option<Box<dyn Executions>>,
     /// The environment at cold start.
     pub environment: std::collections::BTreeMap<String, String>,
 }
@@ -53,8 +56,18 @@ impl Aws {
             dead_letters: AwsDeadLetters(aws_sdk_sqs::Client::new(&config)),
             parameters: AwsParameters(aws_sdk_ssm::Client::new(&config)),
             functions: AwsFunctions(aws_sdk_lambda::Client::new(&config)),
+            executions: None,
             environment: std::env::vars().collect(),
         }
+    }
+
+    /// With a Step Functions client, for background activities and the janitor.
+    pub async fn with_executions(mut self) -> Aws {
+        let config = activities::aws::sdk_config().await;
+        self.executions = Some(Box::new(activities::aws::AwsExecutions(
+            aws_sdk_sfn::Client::new(&config),
+        )));
+        self
     }
 
     pub fn ports(&self) -> Ports<'_> {
@@ -64,6 +77,7 @@ impl Aws {
             metrics: &self.metrics,
             parameters: &self.parameters,
             functions: &self.functions,
+            executions: self.executions.as_deref().unwrap_or(&NoExecutions),
             environment: &self.environment,
         }
     }

@@ -12,6 +12,7 @@
 //!   changed; sweep what is left over.
 
 pub mod attack;
+mod background;
 pub mod failure;
 mod guard;
 pub mod janitor;
@@ -95,6 +96,13 @@ fn experiment_reference(input: &Value) -> Result<Option<String>, Failure> {
 }
 
 async fn plan_in(mut state: State, ports: &Ports<'_>) -> Result<State, Failure> {
+    if let Some(inner) = state
+        .experiment
+        .get(experiment::background::INPUT_KEY)
+        .cloned()
+    {
+        return background::child_plan(state, &inner, ports).await;
+    }
     let (alarms, parameters) = (ports.alarms, ports.parameters);
     if let Some(name) = experiment_reference(&state.experiment)? {
         let text = parameters
@@ -358,7 +366,27 @@ pub async fn step(
     rng: &mut (dyn RngCore + Send),
 ) -> Result<State, Failure> {
     let span = run_span(&state, "step");
+    if state.next.kind == NextKind::Fork {
+        return costed(fork(state, ports).instrument(span)).await;
+    }
     costed(step_in(state, ports, rng).instrument(span)).await
+}
+
+/// Start the background activity under the cursor, once the alarms and the
+/// kill switch allow it, as any action.
+async fn fork(state: State, ports: &Ports<'_>) -> Result<State, Failure> {
+    let alarms = state
+        .plan
+        .as_ref()
+        .map(|p| p.settings.abort_alarms.clone())
+        .unwrap_or_default();
+    let what = state
+        .plan
+        .as_ref()
+        .and_then(|p| p.steps.get(state.cursor))
+        .map_or_else(String::new, |s| format!("before '{}'", s.name));
+    ensure_calm(ports, &alarms, kill_switch(&state).as_deref(), &what).await?;
+    background::fork(state, ports).await
 }
 
 async fn step_in(
@@ -636,6 +664,12 @@ async fn rollback_in(
     ports: &Ports<'_>,
     rng: &mut (dyn RngCore + Send),
 ) -> Result<State, Failure> {
+    if state.parent.is_some() {
+        return Ok(background::hand_back(state));
+    }
+    if state.background.iter().any(|b| !b.joined) {
+        background::abandon(&mut state, ports).await?;
+    }
     if state.rollbacks.is_empty() {
         match guard::logged_compensations(&state, ports.parameters).await {
             Ok(Some(logged)) => {
@@ -738,6 +772,9 @@ pub async fn wait(
     time_left: Option<Duration>,
 ) -> Result<State, Failure> {
     let span = run_span(&state, "wait");
+    if state.next.kind == NextKind::Join {
+        return costed(background::join(state, ports, time_left).instrument(span)).await;
+    }
     costed(wait_in(state, ports, time_left).instrument(span)).await
 }
 

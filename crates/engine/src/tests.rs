@@ -3,11 +3,12 @@
 
 use super::*;
 use activities::fake::{
-    FakeAlarms, FakeDeadLetters, FakeEcs, FakeFunctions, FakeMetrics, FakeParameters,
+    FakeAlarms, FakeDeadLetters, FakeEcs, FakeExecutions, FakeFunctions, FakeMetrics,
+    FakeParameters,
 };
+use activities::Executions;
 use experiment::journal::Status;
 use experiment::CaughtError;
-use lambda_runtime::Diagnostic;
 use rand::SeedableRng;
 
 const ALARM: &str = "abort";
@@ -53,11 +54,7 @@ fn start(doc: Value) -> State {
 
 /// What a Catch does with a function's error: keep the input, add `error`.
 fn caught(f: Failure) -> CaughtError {
-    let d = Diagnostic::from(f);
-    CaughtError {
-        error: d.error_type.clone(),
-        cause: json!({"errorType": d.error_type, "errorMessage": d.error_message}).to_string(),
-    }
+    f.caught()
 }
 
 struct World {
@@ -67,8 +64,12 @@ struct World {
     parameters: FakeParameters,
     functions: FakeFunctions,
     metrics: FakeMetrics,
+    executions: FakeExecutions,
     environment: std::collections::BTreeMap<String, String>,
     wait_calls: usize,
+    /// Run each background activity's execution to its end as soon as it
+    /// starts (else it stays RUNNING).
+    run_children: bool,
 }
 
 fn rng() -> rand::rngs::StdRng {
@@ -84,6 +85,7 @@ impl World {
             environment: &self.environment,
             parameters: &self.parameters,
             functions: &self.functions,
+            executions: &self.executions,
         }
     }
 
@@ -99,8 +101,10 @@ impl World {
             parameters: FakeParameters::default(),
             functions: FakeFunctions::default(),
             metrics: FakeMetrics::default(),
+            executions: FakeExecutions::default(),
             environment: Default::default(),
             wait_calls: 0,
+            run_children: true,
         }
     }
 
@@ -137,8 +141,16 @@ impl World {
                     self.wait_calls += 1;
                     wait(input.clone(), &self.ports(), None).await
                 }
+                NextKind::Fork => {
+                    let forked = step(input.clone(), &self.ports(), &mut rng).await;
+                    if self.run_children {
+                        self.run_started_children().await;
+                    }
+                    forked
+                }
+                NextKind::Join => wait(input.clone(), &self.ports(), None).await,
                 NextKind::Attack => panic!("these experiments have no fanned-out attack"),
-                NextKind::Done | NextKind::Rollback => break,
+                NextKind::Done | NextKind::Rollback | NextKind::Return => break,
             };
             match result {
                 Ok(next) => state = next,
@@ -160,6 +172,59 @@ impl World {
             .await
             .unwrap();
         (state, finished)
+    }
+}
+
+impl World {
+    /// Run the started child executions that have not run, the way the
+    /// state machine runs one: Start, Plan, Dispatch, Return.
+    async fn run_started_children(&self) {
+        let mut rng = rng();
+        for (machine, name, input) in self.executions.started() {
+            let arn = format!(
+                "{}:{name}",
+                machine.replace(":stateMachine:", ":execution:")
+            );
+            if self.executions.status(&arn).await.unwrap().as_deref() != Some("RUNNING") {
+                continue;
+            }
+            let outer = State {
+                experiment: serde_json::from_str(&input).unwrap(),
+                execution: arn.clone(),
+                deployment: Some(deployment()),
+                ..Default::default()
+            };
+            let mut state = match plan(outer.clone(), &self.ports()).await {
+                Ok(s) => s,
+                Err(f) => {
+                    self.executions.set_status(&arn, "FAILED");
+                    panic!("the child's Plan refused: {f}");
+                }
+            };
+            loop {
+                let input = state.clone();
+                let result = match state.next.kind {
+                    NextKind::Probe | NextKind::Action => {
+                        step(input.clone(), &self.ports(), &mut rng).await
+                    }
+                    NextKind::Wait => wait(input.clone(), &self.ports(), None).await,
+                    NextKind::Return => break,
+                    other => panic!("a child never goes to {other:?}"),
+                };
+                match result {
+                    Ok(next) => state = next,
+                    Err(f) => {
+                        state = input;
+                        state.error = Some(caught(f));
+                        state = rollback(state, &self.ports(), &mut rng).await.unwrap();
+                        assert_eq!(state.next.kind, NextKind::Return);
+                        break;
+                    }
+                }
+            }
+            self.executions
+                .succeed(&arn, serde_json::to_value(&state).unwrap());
+        }
     }
 }
 
@@ -484,7 +549,6 @@ async fn a_bad_experiment_reference_is_invalid() {
 mod guards {
     use super::*;
     use crate::janitor::{self, Janitor};
-    use activities::{AwsError, Executions};
 
     async fn refused(w: &World, doc: Value) -> String {
         match plan(start(doc), &w.ports()).await {
@@ -620,21 +684,6 @@ mod guards {
         assert_eq!(w.parameters.value("/turbulence/locks/ecs/c/web"), None);
     }
 
-    struct FakeExecutions {
-        status: &'static str,
-        last: std::sync::Mutex<Option<Value>>,
-    }
-
-    #[async_trait::async_trait]
-    impl Executions for FakeExecutions {
-        async fn status(&self, _: &str) -> Result<Option<String>, AwsError> {
-            Ok(Some(self.status.into()))
-        }
-        async fn last_state(&self, _: &str) -> Result<Option<Value>, AwsError> {
-            Ok(self.last.lock().unwrap().clone())
-        }
-    }
-
     /// A run stopped during its hour-long wait: the janitor restores the
     /// count, releases the lock, sends one journal, and removes the record;
     /// a second event for the same run does nothing.
@@ -653,13 +702,11 @@ mod guards {
             };
         }
         assert_eq!(w.ecs.desired("c", "web"), 0);
-        let executions = FakeExecutions {
-            status: "ABORTED",
-            last: std::sync::Mutex::new(Some(serde_json::to_value(&state).unwrap())),
-        };
+        w.executions.set_status(EXECUTION, "ABORTED");
+        w.executions
+            .set_last_state(EXECUTION, serde_json::to_value(&state).unwrap());
         let j = Janitor {
             ports: w.ports(),
-            executions: &executions,
             dead_letters: &w.dlq,
             fault_prefix: None,
         };
@@ -703,13 +750,11 @@ mod guards {
             "/turbulence/faults/live",
             &json!({"latency": {"enabled": true, "min_latency": 1, "max_latency": 2}, "expires_at": "2999-01-01T00:00:00Z"}).to_string(),
         );
-        let executions = FakeExecutions {
-            status: "FAILED",
-            last: std::sync::Mutex::new(Some(serde_json::to_value(&state).unwrap())),
-        };
+        w.executions.set_status(EXECUTION, "FAILED");
+        w.executions
+            .set_last_state(EXECUTION, serde_json::to_value(&state).unwrap());
         let j = Janitor {
             ports: w.ports(),
-            executions: &executions,
             dead_letters: &w.dlq,
             fault_prefix: Some("/turbulence/faults"),
         };
@@ -1051,5 +1096,224 @@ mod probe_tolerance {
         }))
         .unwrap_err();
         assert_eq!(e.0, "activity 'p': field 'tolerance': a 'probe' tolerance needs an http provider: it is sent the output as 'value' (no catalogued function takes a 'value')");
+    }
+}
+
+/// `"background": true` in the method: a child execution per activity,
+/// joined before anything after the method.
+mod background_activities {
+    use super::*;
+    use experiment::guards::RunRecord;
+
+    const CHILD: &str = "arn:aws:states:us-east-1:1:execution:x:y-bg0";
+
+    fn experiment() -> Value {
+        json!({
+            "title": "load while describing", "description": "d",
+            "extensions": [{"name": "turbulence", "abort_alarms": [ALARM], "poll_interval_seconds": 5}],
+            "method": [
+                {"type": "action", "name": "scale-to-one", "background": true,
+                 "pauses": {"after": 60},
+                 "provider": {"type": "python", "module": "chaosaws.ecs.actions",
+                    "func": "update_desired_count",
+                    "arguments": {"cluster": "c", "service": "web", "desired_count": 1}}},
+                {"type": "probe", "name": "describe",
+                 "pauses": {"after": 10},
+                 "provider": {"type": "python", "module": "chaosaws.ecs.probes",
+                    "func": "describe_service", "arguments": {"cluster": "c", "service": "web"}}}
+            ]
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_background_action_runs_in_a_child_and_its_undo_in_the_parents_rollbacks() {
+        let mut w = World::new();
+        let (state, finished) = w.run(experiment(), |_, _, _| {}).await;
+        assert_eq!(finished.outcome.error, None, "{:?}", finished.outcome.cause);
+        assert_eq!(finished.journal["status"], "completed");
+        let started = w.executions.started();
+        assert_eq!(started.len(), 1);
+        assert_eq!(started[0].0, "arn:aws:states:us-east-1:1:stateMachine:x");
+        assert_eq!(started[0].1, "y-bg0");
+        // The method's own activity first, the background one when joined.
+        let run: Vec<&str> = finished.journal["run"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["activity"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(run, ["describe", "scale-to-one"]);
+        // The child's undo ran in the parent's rollbacks, before the lock went.
+        let rollbacks: Vec<&str> = state
+            .rollbacks
+            .iter()
+            .map(|r| r.function.as_str())
+            .collect();
+        assert_eq!(
+            rollbacks,
+            [
+                "chaosaws.ecs.actions.update_desired_count",
+                "turbulence.guards.actions.release_lock"
+            ]
+        );
+        assert_eq!(w.ecs.desired("c", "web"), 3);
+        assert_eq!(w.parameters.value("/turbulence/runs/x/y-bg0"), None);
+        assert_eq!(w.parameters.value("/turbulence/runs/x/y"), None);
+        // The child's Lambda time counts in the run's cost.
+        assert!(state.cost.invocations >= 6, "{:?}", state.cost);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_child_input_the_parent_did_not_write_is_refused() {
+        let w = World::new();
+        let mut parent = plan(start(experiment()), &w.ports()).await.unwrap();
+        assert_eq!(parent.next.kind, NextKind::Fork);
+        let child = experiment::background::child_state(&parent, 0).unwrap();
+        let outer = |child: &State| State {
+            experiment: json!({"turbulence_background": child}),
+            execution: CHILD.into(),
+            deployment: Some(deployment()),
+            ..Default::default()
+        };
+        // Before the parent forked: its record does not name the child.
+        let e = plan(outer(&child), &w.ports()).await.unwrap_err();
+        assert_eq!(e.name(), "GuardRefused");
+        assert!(
+            e.to_string().contains("does not name this execution"),
+            "{e}"
+        );
+
+        parent = step(parent, &w.ports(), &mut rng()).await.unwrap();
+        assert_eq!(parent.next.kind, NextKind::Probe);
+        assert_eq!(parent.cursor, 2);
+        // The same input is accepted once the record names it...
+        let planned = plan(outer(&child), &w.ports()).await.unwrap();
+        assert_eq!(planned.next.kind, NextKind::Action);
+        assert_eq!(planned.deployment, Some(deployment()));
+        // ...but not one that asks for more.
+        let mut bigger = child.clone();
+        bigger.plan.as_mut().unwrap().steps[0]
+            .call
+            .as_mut()
+            .unwrap()
+            .arguments
+            .insert("desired_count".into(), json!(0));
+        let e = plan(outer(&bigger), &w.ports()).await.unwrap_err();
+        assert_eq!(e.name(), "GuardRefused");
+        // Nor one run under another execution's name.
+        let mut elsewhere = outer(&child);
+        elsewhere.execution = "arn:aws:states:us-east-1:1:execution:x:other".into();
+        let e = plan(elsewhere, &w.ports()).await.unwrap_err();
+        assert!(e.to_string().contains("is for execution"), "{e}");
+    }
+
+    /// What the child logs before it changes the count.
+    fn logged_by_the_child(parameters: &FakeParameters) {
+        let record = RunRecord {
+            execution: CHILD.into(),
+            dead_letter_queue_url: "dlq".into(),
+            compensations: vec![experiment::Compensation {
+                for_action: "scale-to-one".into(),
+                name: "restore desired count".into(),
+                call: experiment::CallSpec {
+                    function: "chaosaws.ecs.actions.update_desired_count".into(),
+                    arguments: json!({"cluster": "c", "service": "web", "desired_count": 3})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                },
+            }],
+            parent: Some(EXECUTION.into()),
+            children: vec![],
+        };
+        parameters.set(
+            "/turbulence/runs/x/y-bg0",
+            &serde_json::to_string(&record).unwrap(),
+        );
+    }
+
+    /// A run stopped from the console while its background activity runs:
+    /// the janitor stops the child, runs its undo, then releases the lock.
+    #[tokio::test(start_paused = true)]
+    async fn the_janitor_stops_the_background_activities_of_a_stopped_run() {
+        let w = World::new();
+        let state = plan(start(experiment()), &w.ports()).await.unwrap();
+        let state = step(state, &w.ports(), &mut rng()).await.unwrap();
+        assert_eq!(
+            w.executions.status(CHILD).await.unwrap().as_deref(),
+            Some("RUNNING")
+        );
+        logged_by_the_child(&w.parameters);
+        w.ecs.set_desired("c", "web", 1);
+        w.executions.set_status(EXECUTION, "ABORTED");
+        w.executions
+            .set_last_state(EXECUTION, serde_json::to_value(&state).unwrap());
+        let j = crate::janitor::Janitor {
+            ports: w.ports(),
+            dead_letters: &w.dlq,
+            fault_prefix: None,
+        };
+        let event: crate::janitor::Event = serde_json::from_value(json!({
+            "detail": {"executionArn": EXECUTION, "status": "ABORTED"}
+        }))
+        .unwrap();
+        let out = crate::janitor::handle(event, &j, &mut rng()).await.unwrap();
+        assert_eq!(out["cleaned"], true, "{out}");
+        assert_eq!(w.executions.stopped(), [CHILD]);
+        assert_eq!(w.ecs.desired("c", "web"), 3);
+        for gone in [
+            "/turbulence/runs/x/y-bg0",
+            "/turbulence/runs/x/y",
+            "/turbulence/locks/ecs/c/web",
+        ] {
+            assert_eq!(w.parameters.value(gone), None, "{gone}");
+        }
+        // One journal, the run's; none for the child.
+        assert_eq!(w.dlq.sent().len(), 1);
+        // The child's ABORTED event finds nothing left to do.
+        let event: crate::janitor::Event = serde_json::from_value(json!({
+            "detail": {"executionArn": CHILD, "status": "ABORTED"}
+        }))
+        .unwrap();
+        let out = crate::janitor::handle(event, &j, &mut rng()).await.unwrap();
+        assert_eq!(out["cleaned"], false, "{out}");
+        assert_eq!(w.dlq.sent().len(), 1);
+    }
+
+    /// An abort while the background activity still runs: the rollback
+    /// stops it and runs the undo it had logged.
+    #[tokio::test(start_paused = true)]
+    async fn a_run_that_aborts_stops_its_background_activities_and_undoes_them() {
+        let mut w = World::new();
+        w.run_children = false;
+        logged_by_the_child(&w.parameters);
+        let (state, finished) = w
+            .run(experiment(), |state, ecs, alarms| {
+                if !state.background.is_empty() {
+                    // The child changes the count; then the alarm fires.
+                    ecs.set_desired("c", "web", 1);
+                    alarms.set(ALARM, "ALARM");
+                }
+            })
+            .await;
+        assert_eq!(finished.journal["status"], "aborted");
+        assert_eq!(w.executions.stopped(), [CHILD]);
+        assert_eq!(w.ecs.desired("c", "web"), 3);
+        assert_eq!(w.parameters.value("/turbulence/runs/x/y-bg0"), None);
+        assert_eq!(w.parameters.value("/turbulence/locks/ecs/c/web"), None);
+        let failed = state
+            .records
+            .iter()
+            .find(|r| r.name == "scale-to-one")
+            .expect("the background activity is in the journal");
+        assert_eq!(failed.status, RunStatus::Failed);
+        assert!(
+            failed
+                .exception
+                .as_deref()
+                .unwrap()
+                .contains("ended ABORTED"),
+            "{failed:?}"
+        );
     }
 }

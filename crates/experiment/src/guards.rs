@@ -286,6 +286,20 @@ pub struct RunRecord {
     /// Everything that undoes what the run changed, oldest first; lock
     /// releases come first, so they run last.
     pub compensations: Vec<Compensation>,
+    /// A background activity's record: the run that started it, which
+    /// sends the journal (the janitor sends none for this record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// The background activities' executions this run started, each with
+    /// the digest of the state it was given (see [`crate::background`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<ChildRun>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildRun {
+    pub execution: String,
+    pub digest: String,
 }
 
 impl RunRecord {

@@ -220,6 +220,12 @@ pub fn journal(state: &State, now: OffsetDateTime) -> Finished {
             "dry_run": state.plan.as_ref().and_then(|p| p.dry_run),
             "rollback_strategy": state.plan.as_ref().map(|p| p.rollback_strategy),
             "warnings": state.plan.as_ref().map(|p| p.warnings.clone()).unwrap_or_default(),
+            // Each background activity ran in an execution of its own.
+            "background": state
+                .background
+                .iter()
+                .map(|b| json!({"activity": b.name, "execution": b.execution}))
+                .collect::<Vec<_>>(),
             "cost": {
                 "lambda_invocations": state.cost.invocations,
                 "lambda_seconds": state.cost.function_ms as f64 / 1000.0,

@@ -8,6 +8,7 @@
 //! - [`state`]: the document passed from function to function.
 //! - [`journal`]: the Chaos Toolkit journal built from that state.
 
+pub mod background;
 pub mod catalogue;
 pub mod faults;
 pub mod guards;
@@ -20,7 +21,9 @@ pub mod tolerance;
 pub use catalogue::{Call, CallSpec};
 pub use model::{Experiment, Invalid, Lookups, SecretRef};
 pub use plan::{Phase, Plan, Settings, Step, StepKind};
-pub use state::{CaughtError, Compensation, ErrorReport, Next, NextKind, Record, RunStatus, State};
+pub use state::{
+    Background, CaughtError, Compensation, ErrorReport, Next, NextKind, Record, RunStatus, State,
+};
 pub use tolerance::Tolerance;
 
 /// RFC 3339 text of an instant, as the journal records times.

@@ -40,6 +40,9 @@ pub struct Activity {
     /// Seconds to pause before and after, as written (not yet time-scaled).
     pub pause_before: Option<f64>,
     pub pause_after: Option<f64>,
+    /// Run alongside what follows it in the method (a child execution),
+    /// joined before the hypothesis is checked after the method.
+    pub background: bool,
 }
 
 /// Turbulence's own settings, from the `extensions` entry named `turbulence`.
@@ -280,6 +283,16 @@ impl Experiment {
             None | Some(Value::Null) => Vec::new(),
             Some(v) => activities(v, "rollbacks", &ctx)?,
         };
+        background_warnings(&hypothesis, &rollbacks, &mut warnings);
+        let in_background = method.iter().filter(|a| a.background).count();
+        if in_background > MAX_BACKGROUND_ACTIVITIES {
+            return Err(Invalid::at(
+                "method",
+                format!(
+                    "{in_background} activities run in the background; at most {MAX_BACKGROUND_ACTIVITIES} may (each is an execution of its own)"
+                ),
+            ));
+        }
         for r in &rollbacks {
             if r.kind != ActivityType::Action {
                 return Err(Invalid::at(
@@ -731,12 +744,7 @@ fn activity(v: &Value, place: &str, ctx: &Ctx) -> Result<Activity, Invalid> {
             ))
         }
     }
-    if matches!(obj.get("background"), Some(Value::Bool(true))) {
-        return Err(Invalid::at(
-            &here,
-            "background activities are not supported yet: run it in sequence (drop 'background'), or put the load in a turbulence.load.actions.attack, which runs its users concurrently",
-        ));
-    }
+    let background = matches!(obj.get("background"), Some(Value::Bool(true)));
     let provider = obj
         .get("provider")
         .ok_or_else(|| Invalid::at(&here, "field 'provider' is required"))?
@@ -801,7 +809,33 @@ fn activity(v: &Value, place: &str, ctx: &Ctx) -> Result<Activity, Invalid> {
         tolerance,
         pause_before,
         pause_after,
+        background,
     })
+}
+
+/// The most method activities one experiment runs in the background.
+pub const MAX_BACKGROUND_ACTIVITIES: usize = 10;
+
+/// `background` means something only in the method: Chaos Toolkit checks
+/// the hypothesis one probe at a time, and Turbulence runs every rollback to
+/// its end before the next, so an undo never races another.
+fn background_warnings(
+    hypothesis: &[Activity],
+    rollbacks: &[Activity],
+    warnings: &mut Vec<String>,
+) {
+    for p in hypothesis.iter().filter(|a| a.background) {
+        warnings.push(format!(
+            "probe '{}': 'background' was ignored: steady-state probes run one after another",
+            p.name
+        ));
+    }
+    for r in rollbacks.iter().filter(|a| a.background) {
+        warnings.push(format!(
+            "rollback '{}': 'background' was ignored: rollbacks run one after another, each to its end",
+            r.name
+        ));
+    }
 }
 
 fn provider_call(

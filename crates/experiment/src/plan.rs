@@ -62,6 +62,11 @@ pub struct Step {
     /// shares of a wave run at once (a Map), the waves one after another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waves: Option<Vec<Vec<serde_json::Value>>>,
+    /// The background activity (numbered in the method's order) this step
+    /// belongs to, with its pauses: a child execution runs them while the
+    /// method goes on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<usize>,
 }
 
 /// A rollback the experiment declares (compensations are recorded at run time).
@@ -145,9 +150,17 @@ impl Plan {
             }
         }
         let mut method = Vec::new();
+        let mut in_background = 0;
         for a in &e.method {
             // Chaos Toolkit does not judge method probes against tolerances.
-            method.extend(activity_steps(a, Phase::Method, false, time_scale)?);
+            let mut group = activity_steps(a, Phase::Method, false, time_scale)?;
+            if a.background {
+                for s in &mut group {
+                    s.background = Some(in_background);
+                }
+                in_background += 1;
+            }
+            method.extend(group);
         }
         if matches!(strategy, H::DuringMethodOnly | H::Continuously) {
             let every_ms = seconds_to_ms(e.runtime.frequency_seconds.unwrap_or(chunk) * time_scale)
@@ -204,6 +217,7 @@ fn activity_steps(
     }
     steps.push(Step {
         waves: None,
+        background: None,
         phase,
         kind: match a.kind {
             ActivityType::Probe => StepKind::Probe,
@@ -236,6 +250,7 @@ fn during(method: Vec<Step>, hypothesis: &[Activity], every_ms: u64) -> Result<V
         for p in hypothesis {
             steps.push(Step {
                 waves: None,
+                background: None,
                 phase: Phase::During,
                 kind: StepKind::Probe,
                 name: p.name.clone(),
@@ -248,6 +263,12 @@ fn during(method: Vec<Step>, hypothesis: &[Activity], every_ms: u64) -> Result<V
     let mut out = Vec::new();
     let mut rounds = 0;
     for step in method {
+        // A background activity's steps run in their own execution; the
+        // hypothesis is checked around the method's own.
+        if step.background.is_some() {
+            out.push(step);
+            continue;
+        }
         match (step.kind, step.duration_ms) {
             (StepKind::Wait, Some(total)) if total > every_ms => {
                 let mut left = total;
@@ -290,6 +311,7 @@ fn wait(phase: Phase, name: String, seconds: f64, scale: f64) -> Result<Step, In
     }
     Ok(Step {
         waves: None,
+        background: None,
         phase,
         kind: StepKind::Wait,
         name,

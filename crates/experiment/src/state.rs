@@ -23,6 +23,13 @@ pub enum NextKind {
     Rollback,
     /// A load attack fanned out over a Map of invocations.
     Attack,
+    /// Start the background activity under the cursor as a child execution.
+    Fork,
+    /// Wait for the background activities before going past the method.
+    Join,
+    /// A background activity's execution is through: its state goes back
+    /// to the run that started it.
+    Return,
     /// Nothing left in the method: the state machine goes to the rollbacks.
     #[default]
     Done,
@@ -172,6 +179,32 @@ pub struct State {
     /// What the run has cost so far, for the journal.
     #[serde(default)]
     pub cost: Cost,
+    /// In a background activity's execution: the run that started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// In a background activity's execution: how long the run that started
+    /// it could still take then. What the activity injects must last until
+    /// that run's rollbacks, not only to the end of the activity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_time_left_ms: Option<u64>,
+    /// The background activities this run started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub background: Vec<Background>,
+}
+
+/// A background activity of the method, running in an execution of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Background {
+    /// The activity's number among the method's background activities.
+    pub group: usize,
+    /// The activity's name.
+    pub name: String,
+    pub execution: String,
+    /// Of the state it was started with (the run record names it too).
+    pub digest: String,
+    /// Its records, undos and cost are in this run's state.
+    #[serde(default)]
+    pub joined: bool,
 }
 
 /// Lambda use of a run: invocations that returned, and their time.
@@ -200,11 +233,17 @@ impl State {
     pub fn point_at(&mut self, cursor: usize) {
         self.cursor = cursor;
         let step = self.plan.as_ref().and_then(|p| p.steps.get(cursor));
+        let simple = |kind| Next {
+            kind,
+            ..Default::default()
+        };
+        let in_method = step.is_some_and(|s| matches!(s.phase, Phase::Method | Phase::During));
         self.next = match step {
-            None => Next {
-                kind: NextKind::Done,
-                ..Default::default()
-            },
+            // Background activities are joined before anything after the method.
+            _ if !in_method && self.background.iter().any(|b| !b.joined) => simple(NextKind::Join),
+            None if self.parent.is_some() => simple(NextKind::Return),
+            None => simple(NextKind::Done),
+            Some(s) if s.background.is_some() => simple(NextKind::Fork),
             Some(s) => match &s.waves {
                 Some(waves) => Next {
                     kind: NextKind::Attack,
@@ -247,7 +286,10 @@ impl State {
             .skip(self.cursor)
             .map(|s| s.duration_ms.unwrap_or(60_000))
             .sum();
-        std::time::Duration::from_millis(ms + 300_000)
+        let own = std::time::Duration::from_millis(ms + 300_000);
+        own.max(std::time::Duration::from_millis(
+            self.parent_time_left_ms.unwrap_or(0),
+        ))
     }
 
     /// Recorded compensations newest first, then the experiment's own

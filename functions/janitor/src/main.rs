@@ -1,6 +1,5 @@
 //! Janitor: undo what an execution that ended without its rollbacks
 //! changed (EventBridge status changes), and sweep leftovers (a schedule).
-use activities::aws::AwsExecutions;
 use engine::janitor::{self, Janitor};
 use engine::lambda::{self, Aws};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -10,10 +9,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda::init_tracing();
-    let aws = Aws::load().await;
-    let executions = AwsExecutions(aws_sdk_sfn::Client::new(
-        &activities::aws::sdk_config().await,
-    ));
+    let aws = Aws::load().await.with_executions().await;
     // A path, as GetParametersByPath takes it: no trailing slash.
     let fault_prefix = std::env::var("FAULT_PARAMETER_PREFIX")
         .ok()
@@ -21,7 +17,6 @@ async fn main() -> Result<(), Error> {
         .filter(|p| !p.is_empty());
     let janitor = Janitor {
         ports: aws.ports(),
-        executions: &executions,
         dead_letters: &aws.dead_letters,
         fault_prefix: fault_prefix.as_deref(),
     };
