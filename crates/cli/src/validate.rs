@@ -227,8 +227,9 @@ mod tests {
             ),
             (
                 "bom.json",
+                // Read past the BOM: the experiment's own fault is what is named.
                 b"\xEF\xBB\xBF{\"title\":\"t\",\"description\":\"d\",\"method\":[]}".to_vec(),
-                "ok (0 steps, 0 rollbacks)",
+                "invalid: experiment: nothing to run",
             ),
         ];
         for (name, bytes, needle) in cases {

@@ -184,6 +184,7 @@ impl Experiment {
                 ));
             }
         }
+        metadata(top)?;
         let title = required_text(top, "title", "experiment")?;
         let description = required_text(top, "description", "experiment")?;
         let mut warnings = Vec::new();
@@ -283,6 +284,12 @@ impl Experiment {
             None | Some(Value::Null) => Vec::new(),
             Some(v) => activities(v, "rollbacks", &ctx)?,
         };
+        if method.is_empty() && hypothesis.is_empty() {
+            return Err(Invalid::at(
+                "experiment",
+                "nothing to run ('method' is empty and there is no steady-state hypothesis)",
+            ));
+        }
         background_warnings(&hypothesis, &rollbacks, &mut warnings);
         let in_background = method.iter().filter(|a| a.background).count();
         if in_background > MAX_BACKGROUND_ACTIVITIES {
@@ -389,8 +396,10 @@ fn configuration(v: Option<&Value>, lookups: &Lookups) -> Result<BTreeMap<String
             Value::Object(o) if o.contains_key("type") => match o.get("type").and_then(Value::as_str) {
                 Some("env") => {
                     let key = required_text(o, "key", &here)?;
+                    // Checked even when the variable is unset (offline, or a default).
+                    let kind = env_var_type(o.get("env_var_type"), &here)?;
                     match lookups.env.get(&key) {
-                        Some(text) => typed(text, o.get("env_var_type"), &here)?,
+                        Some(text) => typed(text, kind, &here)?,
                         None => match o.get("default") {
                             Some(d) => d.clone(),
                             None if lookups.offline => Value::String(format!("${{{k}}}")),
@@ -431,9 +440,21 @@ fn configuration(v: Option<&Value>, lookups: &Lookups) -> Result<BTreeMap<String
     Ok(out)
 }
 
+/// The `env_var_type` of an env configuration value (`str` when absent).
+fn env_var_type<'a>(kind: Option<&'a Value>, here: &str) -> Result<&'a str, Invalid> {
+    const TYPES: &[&str] = &["str", "int", "float", "bool", "json"];
+    match kind {
+        None | Some(Value::Null) => Ok("str"),
+        Some(Value::String(k)) if TYPES.contains(&k.as_str()) => Ok(k),
+        Some(other) => Err(Invalid::at(
+            here,
+            format!("env_var_type {other} is not one of {}", TYPES.join(", ")),
+        )),
+    }
+}
+
 /// An environment variable's text as its `env_var_type` says.
-fn typed(text: &str, kind: Option<&Value>, here: &str) -> Result<Value, Invalid> {
-    let kind = kind.and_then(Value::as_str).unwrap_or("str");
+fn typed(text: &str, kind: &str, here: &str) -> Result<Value, Invalid> {
     let bad = |what: &str| {
         Invalid::at(
             here,
@@ -441,7 +462,6 @@ fn typed(text: &str, kind: Option<&Value>, here: &str) -> Result<Value, Invalid>
         )
     };
     Ok(match kind {
-        "str" => Value::String(text.to_string()),
         "int" => Value::from(text.trim().parse::<i64>().map_err(|_| bad("an integer"))?),
         "float" => Value::from(text.trim().parse::<f64>().map_err(|_| bad("a number"))?),
         "bool" => Value::Bool(matches!(
@@ -449,12 +469,7 @@ fn typed(text: &str, kind: Option<&Value>, here: &str) -> Result<Value, Invalid>
             "1" | "true" | "yes" | "on"
         )),
         "json" => serde_json::from_str(text).map_err(|_| bad("JSON"))?,
-        other => {
-            return Err(Invalid::at(
-                here,
-                format!("env_var_type '{other}' is not one of str, int, float, bool, json"),
-            ))
-        }
+        _ => Value::String(text.to_string()),
     })
 }
 
@@ -811,6 +826,47 @@ fn activity(v: &Value, place: &str, ctx: &Ctx) -> Result<Activity, Invalid> {
         pause_after,
         background,
     })
+}
+
+/// What chaostoolkit-lib checks of `version`, `tags` and `contributions`,
+/// which Turbulence only carries into the journal.
+fn metadata(top: &Map<String, Value>) -> Result<(), Invalid> {
+    match top.get("version") {
+        None | Some(Value::String(_)) => {}
+        Some(other) => {
+            return Err(Invalid::at(
+                "experiment",
+                format!("field 'version' must be a string, found {}", kind_of(other)),
+            ))
+        }
+    }
+    match top.get("tags") {
+        None => {}
+        Some(Value::Array(tags))
+            if tags
+                .iter()
+                .all(|t| t.as_str().is_some_and(|t| !t.is_empty())) => {}
+        Some(_) => {
+            return Err(Invalid::at(
+                "experiment",
+                "field 'tags' must be a list of non-empty strings",
+            ))
+        }
+    }
+    const LEVELS: &[&str] = &["none", "low", "medium", "high"];
+    match top.get("contributions") {
+        None => {}
+        Some(Value::Object(c))
+            if c.values()
+                .all(|v| v.as_str().is_some_and(|v| LEVELS.contains(&v))) => {}
+        Some(_) => {
+            return Err(Invalid::at(
+                "experiment",
+                "field 'contributions' must be an object of none/low/medium/high",
+            ))
+        }
+    }
+    Ok(())
 }
 
 /// The most method activities one experiment runs in the background.
