@@ -235,6 +235,19 @@ pub async fn sweep(
         if status.as_deref() == Some("RUNNING") {
             continue;
         }
+        // A background activity that ended waits for its run's join, which
+        // takes its undos in: they run with the run's rollbacks, not before.
+        if let Some(parent) = &record.parent {
+            let parent_status = janitor
+                .ports
+                .executions
+                .status(parent)
+                .await
+                .map_err(aws("reading an execution's status"))?;
+            if parent_status.as_deref() == Some("RUNNING") {
+                continue;
+            }
+        }
         let detail = StatusDetail {
             execution_arn: record.execution.clone(),
             status: status.unwrap_or_else(|| "GONE".into()),

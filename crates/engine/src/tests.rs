@@ -1280,6 +1280,33 @@ mod background_activities {
         assert_eq!(w.dlq.sent().len(), 1);
     }
 
+    /// A background activity that ended keeps its changes until its run
+    /// joins it: the sweep leaves its record alone while the run runs.
+    #[tokio::test(start_paused = true)]
+    async fn the_sweep_leaves_a_finished_background_activity_to_its_running_run() {
+        let w = World::new();
+        logged_by_the_child(&w.parameters);
+        w.ecs.set_desired("c", "web", 1);
+        w.executions.set_status(CHILD, "SUCCEEDED");
+        w.executions.set_status(EXECUTION, "RUNNING");
+        let j = crate::janitor::Janitor {
+            ports: w.ports(),
+            dead_letters: &w.dlq,
+            fault_prefix: None,
+        };
+        let now = OffsetDateTime::now_utc();
+        let out = crate::janitor::sweep(&j, &mut rng(), now).await.unwrap();
+        assert_eq!(out["runs"], json!([]), "{out}");
+        assert_eq!(w.ecs.desired("c", "web"), 1);
+        // Once the run is over without taking it in, the sweep undoes it.
+        w.executions.set_status(EXECUTION, "ABORTED");
+        let out = crate::janitor::sweep(&j, &mut rng(), now).await.unwrap();
+        assert_eq!(out["runs"][0]["cleaned"], true, "{out}");
+        assert_eq!(w.ecs.desired("c", "web"), 3);
+        assert_eq!(w.parameters.value("/turbulence/runs/x/y-bg0"), None);
+        assert!(w.dlq.sent().is_empty(), "a child's record sends no journal");
+    }
+
     /// An abort while the background activity still runs: the rollback
     /// stops it and runs the undo it had logged.
     #[tokio::test(start_paused = true)]
