@@ -125,6 +125,51 @@ async fn run_follows_writes_the_journal_and_exits_like_chaos_run() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A background probe beside the method: `run` shows it forked and
+/// joined, and the journal keeps Chaos Toolkit's shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_shows_background_activities_forked_and_joined() {
+    let (local, stack) = setup("cli-bg").await;
+    let dir = tempdir("cli-background");
+    let mut doc = smoke(&stack, "OK");
+    let mut beside = doc["method"][0].clone();
+    beside["name"] = json!("read-beside");
+    beside["background"] = json!(true);
+    doc["method"].as_array_mut().unwrap().insert(0, beside);
+    let (code, text) = tokio::task::block_in_place(|| run_cli(&local, &stack, &doc, &dir));
+    println!("{text}");
+    assert_eq!(code, 0, "{text}");
+    for line in [
+        "Plan      ok: 6 steps (4 probes, 0 actions, 2 waits; 1 activity in the background)",
+        "Fork      method  read-beside: starting it in the background",
+        "running as execution ",
+        "Join      waiting for 1 background activity: read-beside",
+        "every background activity is back",
+    ] {
+        assert!(text.contains(line), "{line:?} not in:\n{text}");
+    }
+    let journal: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("journal.json")).unwrap()).unwrap();
+    let names: Vec<&str> = journal["run"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["activity"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["read", "read-beside"]);
+    let check = Command::new(local::workspace_root().join("scripts/ctk-journal-check"))
+        .arg(dir.join("journal.json"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(local::unique_name(name));
     std::fs::create_dir_all(&dir).unwrap();

@@ -34,12 +34,17 @@ pub struct Progress {
     /// The wait step (cursor) last announced, so a wait's later chunks say
     /// "left" instead of announcing it again.
     wait_cursor: Option<u64>,
+    /// The join was announced; its later chunks are not.
+    joining: bool,
     finished: bool,
 }
 
 #[derive(Debug, Clone)]
 struct InFlight {
     state: String,
+    /// `next.kind` of its input: `fork` and `join` run in the Action and
+    /// Wait states.
+    next: String,
     records: usize,
     rollbacks: usize,
 }
@@ -85,6 +90,11 @@ impl Progress {
                 let input = data.unwrap_or(&Value::Null);
                 self.current = Some(InFlight {
                     state: state.to_string(),
+                    next: input
+                        .pointer("/next/kind")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
                     records: len(input, "records"),
                     rollbacks: len(input, "rollbacks"),
                 });
@@ -141,6 +151,30 @@ impl Progress {
     }
 
     fn entered(&mut self, state: &str, input: &Value, at: f64) -> Option<String> {
+        match input.pointer("/next/kind").and_then(Value::as_str) {
+            Some("fork") if state == "Action" => {
+                let cursor = input.get("cursor").and_then(Value::as_u64);
+                let step = cursor.and_then(|c| input.pointer(&format!("/plan/steps/{c}")));
+                let name = step.and_then(|s| text(s, "name")).unwrap_or("?");
+                return Some(format!(
+                    "{:<9} {:<7} {name}: starting it in the background",
+                    "Fork", "method"
+                ));
+            }
+            Some("join") if state == "Wait" => {
+                if std::mem::replace(&mut self.joining, true) {
+                    return None;
+                }
+                let pending = pending_background(input);
+                return Some(format!(
+                    "{:<9} waiting for {}: {}",
+                    "Join",
+                    plural(pending.len(), "background activity"),
+                    pending.join(", ")
+                ));
+            }
+            _ => {}
+        }
         match state {
             "Plan" => Some(format!(
                 "{:<9} checking the experiment, its abort alarms and the guards",
@@ -192,6 +226,26 @@ impl Progress {
         entered: Option<&InFlight>,
     ) -> Option<String> {
         let indent = " ".repeat(12);
+        match entered.map(|c| c.next.as_str()) {
+            Some("fork") if output.get("error").is_none() => {
+                let started = output.get("background").and_then(Value::as_array)?.last()?;
+                return Some(format!(
+                    "{indent}running as execution {}",
+                    text(started, "execution").unwrap_or("?")
+                ));
+            }
+            Some("join") => {
+                if output.pointer("/next/kind").and_then(Value::as_str) == Some("join") {
+                    return None;
+                }
+                self.joining = false;
+                if output.get("error").is_some() {
+                    return None;
+                }
+                return Some(format!("{indent}every background activity is back"));
+            }
+            _ => {}
+        }
         match state {
             // A caught error: the TaskFailed line said it already.
             "Plan" | "Probe" | "Action" | "Wait" if output.get("error").is_some() => None,
@@ -212,13 +266,25 @@ impl Progress {
                     .and_then(Value::as_array)
                     .map(|a| a.iter().filter_map(Value::as_str).collect())
                     .unwrap_or_default();
+                let background: std::collections::BTreeSet<u64> = steps
+                    .iter()
+                    .filter_map(|s| s.get("background").and_then(Value::as_u64))
+                    .collect();
                 Some(format!(
-                    "{:<9} ok: {} ({}, {}, {}), {} declared{}",
+                    "{:<9} ok: {} ({}, {}, {}{}), {} declared{}",
                     "Plan",
                     plural(steps.len(), "step"),
                     plural(count("probe"), "probe"),
                     plural(count("action"), "action"),
                     plural(count("wait"), "wait"),
+                    if background.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; {} in the background",
+                            plural(background.len(), "activity")
+                        )
+                    },
                     plural(rollbacks, "rollback"),
                     if alarms.is_empty() {
                         String::new()
@@ -274,6 +340,20 @@ impl Progress {
             _ => None,
         }
     }
+}
+
+/// The names of the background activities not yet taken in.
+fn pending_background(state: &Value) -> Vec<&str> {
+    state
+        .get("background")
+        .and_then(Value::as_array)
+        .map(|b| {
+            b.iter()
+                .filter(|c| c.get("joined").and_then(Value::as_bool) != Some(true))
+                .filter_map(|c| text(c, "name"))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Progress lines of a whole history at once.
@@ -357,10 +437,10 @@ fn error_text(prefix: &str, error: Option<&str>, cause: Option<&str>) -> String 
 }
 
 fn plural(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
+    match (n, what.strip_suffix('y')) {
+        (1, _) => format!("1 {what}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        _ => format!("{n} {what}s"),
     }
 }
 
@@ -570,8 +650,62 @@ mod tests {
     }
 
     #[test]
+    fn background_activities_are_forked_and_joined() {
+        let ev = |id: i64, kind: &str, state: &str, data: Value| Event {
+            id,
+            kind: kind.into(),
+            timestamp: id as f64,
+            state: Some(state.into()),
+            data: Some(data),
+            error: None,
+            cause: None,
+        };
+        let steps = serde_json::json!([
+            {"phase": "method", "kind": "action", "name": "scale-down", "background": 0},
+            {"phase": "method", "kind": "probe", "name": "describe"}
+        ]);
+        let child = |joined: bool| {
+            serde_json::json!([{"group": 0, "name": "scale-down",
+                "execution": "arn:aws:states:r:1:execution:m:run-bg0", "digest": "d", "joined": joined}])
+        };
+        let state = |next: &str, cursor: u64, joined: Option<bool>| {
+            let mut s = serde_json::json!({"plan": {"steps": steps}, "cursor": cursor,
+                "next": {"kind": next}, "records": []});
+            if let Some(j) = joined {
+                s["background"] = child(j);
+            }
+            s
+        };
+        let events = vec![
+            ev(1, "TaskStateEntered", "Action", state("fork", 0, None)),
+            ev(
+                2,
+                "TaskStateExited",
+                "Action",
+                state("probe", 1, Some(false)),
+            ),
+            ev(3, "TaskStateEntered", "Wait", state("join", 2, Some(false))),
+            ev(4, "TaskStateExited", "Wait", state("join", 2, Some(false))),
+            ev(5, "TaskStateEntered", "Wait", state("join", 2, Some(false))),
+            ev(6, "TaskStateExited", "Wait", state("done", 2, Some(true))),
+        ];
+        let b = bodies(&lines(&events));
+        assert_eq!(
+            b,
+            [
+                "Fork      method  scale-down: starting it in the background",
+                "            running as execution arn:aws:states:r:1:execution:m:run-bg0",
+                "Join      waiting for 1 background activity: scale-down",
+                "            every background activity is back",
+            ]
+        );
+    }
+
+    #[test]
     fn truncation_counts_characters_and_flattens_lines() {
         assert_eq!(truncate("héllo\nworld", 20), "héllo world");
+        assert_eq!(plural(2, "background activity"), "2 background activities");
+        assert_eq!(plural(0, "probe"), "0 probes");
         assert_eq!(truncate("ééééé", 3), "éé…");
     }
 }
