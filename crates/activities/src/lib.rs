@@ -17,8 +17,8 @@ use rand::RngCore;
 use serde_json::{json, Value};
 
 pub use ports::{
-    Alarms, AwsError, DeadLetters, Ecs, Executions, Functions, MetricQuery, Metrics, NoExecutions,
-    Parameters,
+    Alarms, AwsError, DeadLetters, Ecs, Executions, Functions, MetricQuery, Metrics, Parameters,
+    Unavailable,
 };
 
 mod lambda;
@@ -683,7 +683,7 @@ mod tests {
                 metrics: &self.metrics,
                 parameters: &self.parameters,
                 functions: &self.functions,
-                executions: &crate::NoExecutions,
+                executions: &crate::Unavailable,
                 environment: &self.environment,
             };
             let mut ctx = Context {

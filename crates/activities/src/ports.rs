@@ -155,29 +155,109 @@ pub trait Executions: Send + Sync {
     async fn last_state(&self, execution: &str) -> Result<Option<serde_json::Value>, AwsError>;
 }
 
-/// For functions that never reach Step Functions (their bootstraps stay
-/// without the client): every call fails, naming the function's mistake.
-pub struct NoExecutions;
+/// The port of a service a function has no client for: every call fails,
+/// naming the service. Each function binary builds only the clients it
+/// calls (see `engine::lambda::Aws`), so the others' code stays out of its
+/// bootstrap.
+pub struct Unavailable;
+
+fn unavailable(service: &str) -> AwsError {
+    AwsError::Other(format!("this function has no {service} client"))
+}
 
 #[async_trait]
-impl Executions for NoExecutions {
-    async fn start(&self, _: &str, _: &str, _: &str) -> Result<(), AwsError> {
-        Err(no_executions())
+impl Ecs for Unavailable {
+    async fn describe_service(&self, _: &str, _: &str) -> Result<Service, AwsError> {
+        Err(unavailable("ECS"))
     }
-    async fn stop(&self, _: &str, _: &str) -> Result<(), AwsError> {
-        Err(no_executions())
+    async fn running_tasks(&self, _: &str, _: Option<&str>) -> Result<Vec<Task>, AwsError> {
+        Err(unavailable("ECS"))
     }
-    async fn status(&self, _: &str) -> Result<Option<String>, AwsError> {
-        Err(no_executions())
+    async fn stop_task(&self, _: &str, _: &str, _: &str) -> Result<(), AwsError> {
+        Err(unavailable("ECS"))
     }
-    async fn output(&self, _: &str) -> Result<Option<serde_json::Value>, AwsError> {
-        Err(no_executions())
+    async fn update_desired_count(&self, _: &str, _: &str, _: i32) -> Result<(), AwsError> {
+        Err(unavailable("ECS"))
     }
-    async fn last_state(&self, _: &str) -> Result<Option<serde_json::Value>, AwsError> {
-        Err(no_executions())
+    async fn tags(&self, _: &str, _: Option<&str>) -> Result<BTreeMap<String, String>, AwsError> {
+        Err(unavailable("ECS"))
     }
 }
 
-fn no_executions() -> AwsError {
-    AwsError::Other("this function has no Step Functions client".into())
+#[async_trait]
+impl Alarms for Unavailable {
+    async fn states(&self, _: &[String]) -> Result<BTreeMap<String, String>, AwsError> {
+        Err(unavailable("CloudWatch alarms"))
+    }
+}
+
+#[async_trait]
+impl Metrics for Unavailable {
+    async fn statistics(&self, _: &MetricQuery) -> Result<Vec<f64>, AwsError> {
+        Err(unavailable("CloudWatch metrics"))
+    }
+    async fn data(&self, _: &MetricQuery) -> Result<Vec<f64>, AwsError> {
+        Err(unavailable("CloudWatch metrics"))
+    }
+}
+
+#[async_trait]
+impl DeadLetters for Unavailable {
+    async fn send(&self, _: &str, _: &str) -> Result<(), AwsError> {
+        Err(unavailable("SQS"))
+    }
+}
+
+#[async_trait]
+impl Parameters for Unavailable {
+    async fn get(&self, _: &str) -> Result<Option<String>, AwsError> {
+        Err(unavailable("SSM"))
+    }
+    async fn put(&self, _: &PutParameter) -> Result<(), AwsError> {
+        Err(unavailable("SSM"))
+    }
+    async fn delete(&self, _: &str) -> Result<bool, AwsError> {
+        Err(unavailable("SSM"))
+    }
+    async fn create(&self, _: &str, _: &str) -> Result<bool, AwsError> {
+        Err(unavailable("SSM"))
+    }
+    async fn list(&self, _: &str) -> Result<Vec<(String, String)>, AwsError> {
+        Err(unavailable("SSM"))
+    }
+}
+
+#[async_trait]
+impl Functions for Unavailable {
+    async fn invoke(
+        &self,
+        _: &str,
+        _: &[u8],
+        _: &str,
+        _: Option<&str>,
+    ) -> Result<Invocation, AwsError> {
+        Err(unavailable("Lambda"))
+    }
+    async fn tags(&self, _: &str) -> Result<BTreeMap<String, String>, AwsError> {
+        Err(unavailable("Lambda"))
+    }
+}
+
+#[async_trait]
+impl Executions for Unavailable {
+    async fn start(&self, _: &str, _: &str, _: &str) -> Result<(), AwsError> {
+        Err(unavailable("Step Functions"))
+    }
+    async fn stop(&self, _: &str, _: &str) -> Result<(), AwsError> {
+        Err(unavailable("Step Functions"))
+    }
+    async fn status(&self, _: &str) -> Result<Option<String>, AwsError> {
+        Err(unavailable("Step Functions"))
+    }
+    async fn output(&self, _: &str) -> Result<Option<serde_json::Value>, AwsError> {
+        Err(unavailable("Step Functions"))
+    }
+    async fn last_state(&self, _: &str) -> Result<Option<serde_json::Value>, AwsError> {
+        Err(unavailable("Step Functions"))
+    }
 }

@@ -2,7 +2,9 @@
 //! AWS clients. Nothing here runs per invocation.
 
 use activities::aws::{AwsAlarms, AwsDeadLetters, AwsEcs, AwsFunctions, AwsMetrics, AwsParameters};
-use activities::{Executions, NoExecutions, Ports};
+use activities::{
+    Alarms, DeadLetters, Ecs, Executions, Functions, Metrics, Parameters, Ports, Unavailable,
+};
 use std::time::{Duration, SystemTime};
 
 /// JSON logs in Lambda (`AWS_LAMBDA_LOG_FORMAT=JSON`), at the level of
@@ -29,57 +31,104 @@ pub fn init_tracing() {
     }
 }
 
-/// The AWS clients, from the standard configuration chain (region,
-/// credentials, and `AWS_ENDPOINT_URL` for the local stack).
+/// The AWS clients a function calls, from the standard configuration chain
+/// (region, credentials, and `AWS_ENDPOINT_URL` for the local stack). A
+/// function's `main` asks for the ones it needs (`Aws::load().await
+/// .with_ecs()...`); the ports it did not ask for are [`Unavailable`], so
+/// the SDK clients it never calls are not linked into its bootstrap.
 pub struct Aws {
-    pub ecs: AwsEcs,
-    pub alarms: AwsAlarms,
-    pub metrics: AwsMetrics,
-    pub dead_letters: AwsDeadLetters,
-    pub parameters: AwsParameters,
-    pub functions: AwsFunctions,
-    /// Only the functions that start, follow or stop executions have a
-    /// client ([`Aws::with_executions`]); the others stay without it.
-    pub executions: Option<Box<dyn Executions>>,
+    config: aws_config::SdkConfig,
+    ecs: Option<Box<dyn Ecs>>,
+    alarms: Option<Box<dyn Alarms>>,
+    metrics: Option<Box<dyn Metrics>>,
+    dead_letters: Option<Box<dyn DeadLetters>>,
+    parameters: Option<Box<dyn Parameters>>,
+    functions: Option<Box<dyn Functions>>,
+    executions: Option<Box<dyn Executions>>,
     /// The environment at cold start.
     pub environment: std::collections::BTreeMap<String, String>,
 }
 
 impl Aws {
     pub async fn load() -> Aws {
-        let config = activities::aws::sdk_config().await;
-        let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
         Aws {
-            ecs: AwsEcs(aws_sdk_ecs::Client::new(&config)),
-            alarms: AwsAlarms(cloudwatch.clone()),
-            metrics: AwsMetrics(cloudwatch),
-            dead_letters: AwsDeadLetters(aws_sdk_sqs::Client::new(&config)),
-            parameters: AwsParameters(aws_sdk_ssm::Client::new(&config)),
-            functions: AwsFunctions(aws_sdk_lambda::Client::new(&config)),
+            config: activities::aws::sdk_config().await,
+            ecs: None,
+            alarms: None,
+            metrics: None,
+            dead_letters: None,
+            parameters: None,
+            functions: None,
             executions: None,
             environment: std::env::vars().collect(),
         }
     }
 
-    /// With a Step Functions client, for background activities and the janitor.
-    pub async fn with_executions(mut self) -> Aws {
-        let config = activities::aws::sdk_config().await;
-        self.executions = Some(Box::new(activities::aws::AwsExecutions(
-            aws_sdk_sfn::Client::new(&config),
-        )));
+    pub fn with_ecs(mut self) -> Aws {
+        self.ecs = Some(Box::new(AwsEcs(aws_sdk_ecs::Client::new(&self.config))));
         self
+    }
+
+    pub fn with_alarms(mut self) -> Aws {
+        let client = aws_sdk_cloudwatch::Client::new(&self.config);
+        self.alarms = Some(Box::new(AwsAlarms(client)));
+        self
+    }
+
+    pub fn with_metrics(mut self) -> Aws {
+        let client = aws_sdk_cloudwatch::Client::new(&self.config);
+        self.metrics = Some(Box::new(AwsMetrics(client)));
+        self
+    }
+
+    pub fn with_dead_letters(mut self) -> Aws {
+        let client = aws_sdk_sqs::Client::new(&self.config);
+        self.dead_letters = Some(Box::new(AwsDeadLetters(client)));
+        self
+    }
+
+    pub fn with_parameters(mut self) -> Aws {
+        let client = aws_sdk_ssm::Client::new(&self.config);
+        self.parameters = Some(Box::new(AwsParameters(client)));
+        self
+    }
+
+    pub fn with_functions(mut self) -> Aws {
+        let client = aws_sdk_lambda::Client::new(&self.config);
+        self.functions = Some(Box::new(AwsFunctions(client)));
+        self
+    }
+
+    /// Step Functions: background activities and the janitor.
+    pub fn with_executions(mut self) -> Aws {
+        let client = aws_sdk_sfn::Client::new(&self.config);
+        self.executions = Some(Box::new(activities::aws::AwsExecutions(client)));
+        self
+    }
+
+    /// Every client: what running any activity needs.
+    pub fn with_everything(self) -> Aws {
+        self.with_ecs()
+            .with_alarms()
+            .with_metrics()
+            .with_parameters()
+            .with_functions()
     }
 
     pub fn ports(&self) -> Ports<'_> {
         Ports {
-            ecs: &self.ecs,
-            alarms: &self.alarms,
-            metrics: &self.metrics,
-            parameters: &self.parameters,
-            functions: &self.functions,
-            executions: self.executions.as_deref().unwrap_or(&NoExecutions),
+            ecs: self.ecs.as_deref().unwrap_or(&Unavailable),
+            alarms: self.alarms.as_deref().unwrap_or(&Unavailable),
+            metrics: self.metrics.as_deref().unwrap_or(&Unavailable),
+            parameters: self.parameters.as_deref().unwrap_or(&Unavailable),
+            functions: self.functions.as_deref().unwrap_or(&Unavailable),
+            executions: self.executions.as_deref().unwrap_or(&Unavailable),
             environment: &self.environment,
         }
+    }
+
+    pub fn dead_letters(&self) -> &dyn DeadLetters {
+        self.dead_letters.as_deref().unwrap_or(&Unavailable)
     }
 }
 

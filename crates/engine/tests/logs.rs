@@ -59,7 +59,7 @@ async fn every_log_line_is_json_with_the_execution_and_the_step() {
         environment: &Default::default(),
         parameters: &parameters,
         functions: &functions,
-        executions: &activities::NoExecutions,
+        executions: &activities::Unavailable,
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda::init_tracing();
-    let aws = Aws::load().await.with_executions().await;
+    let aws = Aws::load().await.with_everything().with_executions();
     let aws = &aws;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let request: ActionRequest = lambda::parse(event.payload)?;

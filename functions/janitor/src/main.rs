@@ -9,7 +9,11 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda::init_tracing();
-    let aws = Aws::load().await.with_executions().await;
+    let aws = Aws::load()
+        .await
+        .with_everything()
+        .with_executions()
+        .with_dead_letters();
     // A path, as GetParametersByPath takes it: no trailing slash.
     let fault_prefix = std::env::var("FAULT_PARAMETER_PREFIX")
         .ok()
@@ -17,7 +21,7 @@ async fn main() -> Result<(), Error> {
         .filter(|p| !p.is_empty());
     let janitor = Janitor {
         ports: aws.ports(),
-        dead_letters: &aws.dead_letters,
+        dead_letters: aws.dead_letters(),
         fault_prefix: fault_prefix.as_deref(),
     };
     let janitor = &janitor;

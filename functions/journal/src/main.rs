@@ -7,13 +7,13 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda::init_tracing();
-    let aws = Aws::load().await;
+    let aws = Aws::load().await.with_dead_letters().with_parameters();
     let aws = &aws;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         engine::finish(
             lambda::parse(event.payload)?,
-            &aws.dead_letters,
-            &aws.parameters,
+            aws.dead_letters(),
+            aws.ports().parameters,
         )
         .await
     }))

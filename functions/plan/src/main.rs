@@ -7,7 +7,12 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda::init_tracing();
-    let aws = Aws::load().await;
+    let aws = Aws::load()
+        .await
+        .with_ecs()
+        .with_alarms()
+        .with_parameters()
+        .with_functions();
     let aws = &aws;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         engine::plan(lambda::parse(event.payload)?, &aws.ports()).await

@@ -7,7 +7,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda::init_tracing();
-    let aws = Aws::load().await;
+    let aws = Aws::load().await.with_everything();
     let aws = &aws;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let mut rng = rand::rngs::StdRng::from_os_rng();

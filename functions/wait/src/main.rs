@@ -6,7 +6,11 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda::init_tracing();
-    let aws = Aws::load().await.with_executions().await;
+    let aws = Aws::load()
+        .await
+        .with_alarms()
+        .with_parameters()
+        .with_executions();
     let aws = &aws;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let time_left = lambda::time_left(&event.context);
