@@ -1207,6 +1207,32 @@ mod background_activities {
         assert!(e.to_string().contains("is for execution"), "{e}");
     }
 
+    /// Two stops of one service's tasks that may run at once would each
+    /// check the blast radius without seeing the other's: refused at Plan.
+    #[tokio::test]
+    async fn stops_of_the_same_tasks_may_not_run_at_once() {
+        let w = World::new();
+        let stop = |name: &str, background: bool| {
+            json!({"type": "action", "name": name, "background": background,
+                "provider": {"type": "python", "module": "chaosaws.ecs.actions",
+                    "func": "stop_random_tasks",
+                    "arguments": {"cluster": "c", "service": "web", "task_count": 1}}})
+        };
+        let mut doc = experiment();
+        doc["method"] = json!([stop("beside", true), stop("after", false)]);
+        let e = plan(start(doc.clone()), &w.ports()).await.unwrap_err();
+        assert_eq!(e.name(), "GuardRefused");
+        assert!(
+            e.to_string().starts_with(
+                "activities 'beside' and 'after' both stop tasks of service 'web' of cluster 'c'"
+            ),
+            "{e}"
+        );
+        // One after the other is fine.
+        doc["method"] = json!([stop("first", false), stop("after", false)]);
+        plan(start(doc), &w.ports()).await.unwrap();
+    }
+
     /// What the child logs before it changes the count.
     fn logged_by_the_child(parameters: &FakeParameters) {
         let record = RunRecord {
