@@ -167,13 +167,7 @@ impl Outcome {
     }
 }
 
-/// What a task stop takes its tasks from, for messages.
-pub fn tasks_of(cluster: &str, service: Option<&str>) -> String {
-    match service {
-        Some(s) => format!("service '{s}' of cluster '{cluster}'"),
-        None => format!("cluster '{cluster}'"),
-    }
-}
+pub use experiment::catalogue::tasks_of;
 
 /// The key under which a service's desired count before the method is kept.
 pub fn desired_count_key(cluster: &str, service: &str) -> String {

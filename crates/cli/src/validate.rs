@@ -45,6 +45,7 @@ pub fn check_document(doc: &Value) -> Result<Valid, String> {
     std::panic::catch_unwind(|| {
         let experiment = Experiment::parse(doc).map_err(|e| e.0)?;
         let plan = Plan::new(&experiment).map_err(|e| e.0)?;
+        plan.concurrent_stops()?;
         Ok(Valid { experiment, plan })
     })
     .unwrap_or_else(|_| {
@@ -92,6 +93,23 @@ mod tests {
 
     fn experiments_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments")
+    }
+
+    #[test]
+    fn concurrent_stops_of_the_same_tasks_are_refused_offline() {
+        let stop = |name: &str, background: bool| {
+            json!({"type": "action", "name": name, "background": background,
+                "provider": {"type": "python", "module": "chaosaws.ecs.actions",
+                    "func": "stop_random_tasks",
+                    "arguments": {"cluster": "c", "service": "web", "task_count": 1}}})
+        };
+        let doc = |method: Value| json!({"title": "t", "description": "d", "method": method});
+        let e = check_document(&doc(json!([stop("a", true), stop("b", false)]))).unwrap_err();
+        assert!(
+            e.contains("'a' and 'b' both stop tasks of service 'web'"),
+            "{e}"
+        );
+        assert!(check_document(&doc(json!([stop("a", false), stop("b", false)]))).is_ok());
     }
 
     #[test]

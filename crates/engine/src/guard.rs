@@ -81,7 +81,7 @@ pub(crate) async fn check(
             Err(e) => return Err(Failure::from_aws("reading the opt-in tags", e)),
         }
     }
-    concurrent_stops(plan)?;
+    plan.concurrent_stops().map_err(Failure::Refused)?;
     for (name, call) in &calls {
         if let Call::EcsStopRandomTasks {
             cluster,
@@ -106,38 +106,6 @@ pub(crate) async fn check(
         }
     }
     Ok(targets)
-}
-
-/// Refuse two task stops on the same tasks when one runs in the
-/// background: each checks the blast radius against the tasks running when
-/// it starts, so at once they could stop more than the cap together.
-fn concurrent_stops(plan: &Plan) -> Result<(), Failure> {
-    let stops: Vec<(&str, Option<usize>, String, Option<String>)> = plan
-        .steps
-        .iter()
-        .filter_map(|s| {
-            let call = Call::parse(s.call.as_ref()?).ok()?;
-            match call {
-                Call::EcsStopRandomTasks {
-                    cluster, service, ..
-                } => Some((s.name.as_str(), s.background, cluster, service)),
-                _ => None,
-            }
-        })
-        .collect();
-    for (i, (a, a_group, a_cluster, a_service)) in stops.iter().enumerate() {
-        for (b, b_group, b_cluster, b_service) in &stops[i + 1..] {
-            let overlap = a_cluster == b_cluster
-                && (a_service.is_none() || b_service.is_none() || a_service == b_service);
-            if overlap && a_group != b_group && (a_group.is_some() || b_group.is_some()) {
-                return Err(Failure::Refused(format!(
-                    "activities '{a}' and '{b}' both stop tasks of {} and may run at once (one is in the background): each would check the blast radius without seeing the other's stops; run them one after the other",
-                    activities::tasks_of(a_cluster, a_service.as_deref())
-                )));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Write the run record, then take every target's lock. On refusal, what

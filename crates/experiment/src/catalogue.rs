@@ -881,6 +881,14 @@ impl Args<'_> {
     }
 }
 
+/// What a task stop takes its tasks from, for messages.
+pub fn tasks_of(cluster: &str, service: Option<&str>) -> String {
+    match service {
+        Some(s) => format!("service '{s}' of cluster '{cluster}'"),
+        None => format!("cluster '{cluster}'"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

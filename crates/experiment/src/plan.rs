@@ -199,6 +199,40 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// Refuse two task stops on the same tasks when one runs in the
+    /// background: each checks the blast radius against the tasks running
+    /// when it starts, so at once they could stop more than the cap
+    /// together. A guard (Plan refuses with `GuardRefused`), checked offline
+    /// too.
+    pub fn concurrent_stops(&self) -> Result<(), String> {
+        use crate::catalogue::{tasks_of, Call};
+        let stops: Vec<(&str, Option<usize>, String, Option<String>)> = self
+            .steps
+            .iter()
+            .filter_map(|s| match Call::parse(s.call.as_ref()?).ok()? {
+                Call::EcsStopRandomTasks {
+                    cluster, service, ..
+                } => Some((s.name.as_str(), s.background, cluster, service)),
+                _ => None,
+            })
+            .collect();
+        for (i, (a, a_group, a_cluster, a_service)) in stops.iter().enumerate() {
+            for (b, b_group, b_cluster, b_service) in &stops[i + 1..] {
+                let overlap = a_cluster == b_cluster
+                    && (a_service.is_none() || b_service.is_none() || a_service == b_service);
+                if overlap && a_group != b_group && (a_group.is_some() || b_group.is_some()) {
+                    return Err(format!(
+                        "activities '{a}' and '{b}' both stop tasks of {} and may run at once (one is in the background): each would check the blast radius without seeing the other's stops; run them one after the other",
+                        tasks_of(a_cluster, a_service.as_deref())
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// An activity's steps: its pauses around it.
 fn activity_steps(
     a: &Activity,
