@@ -254,9 +254,10 @@ async fn take_in(
             state.cost.invocations += o.cost.invocations;
             state.cost.function_ms += o.cost.function_ms;
             if let Some(e) = o.error {
-                if let Some(record) = e.report().record {
-                    state.records.push(*record);
-                }
+                // The record goes with the others; the journal would add
+                // the one inside the run's error a second time.
+                let (e, record) = e.take_record();
+                state.records.extend(record);
                 error = Some(e);
             }
         }

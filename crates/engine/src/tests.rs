@@ -1207,6 +1207,35 @@ mod background_activities {
         assert!(e.to_string().contains("is for execution"), "{e}");
     }
 
+    /// A background activity that fails fails the run at the join, with
+    /// its record in the journal; the method's own activities ran meanwhile.
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_background_activity_fails_the_run_at_the_join() {
+        let mut w = World::new();
+        let mut doc = experiment();
+        // Probes are not guarded at Plan: this one fails when it runs.
+        doc["method"][0] = json!({"type": "probe", "name": "scale-to-one", "background": true,
+            "provider": {"type": "python", "module": "chaosaws.ecs.probes",
+                "func": "describe_service", "arguments": {"cluster": "c", "service": "missing"}}});
+        let (state, finished) = w.run(doc, |_, _, _| {}).await;
+        assert_eq!(finished.outcome.error.as_deref(), Some("ActivityFailed"));
+        assert_eq!(finished.journal["status"], "failed");
+        let run = finished.journal["run"].as_array().unwrap();
+        let names: Vec<&str> = run
+            .iter()
+            .map(|r| r["activity"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["describe", "scale-to-one"]);
+        assert_eq!(run[1]["status"], "failed");
+        let cause = finished.outcome.cause.clone().unwrap_or_default();
+        assert!(cause.contains("'scale-to-one'"), "{cause}");
+        assert!(state.background.iter().all(|b| b.joined));
+        // Nothing changed: no lock (a probe-only run takes none), no record.
+        assert_eq!(w.parameters.value("/turbulence/locks/ecs/c/web"), None);
+        assert_eq!(w.parameters.value("/turbulence/runs/x/y"), None);
+        assert_eq!(w.dlq.sent().len(), 1);
+    }
+
     /// Two stops of one service's tasks that may run at once would each
     /// check the blast radius without seeing the other's: refused at Plan.
     #[tokio::test]

@@ -121,6 +121,22 @@ pub struct ErrorReport {
 }
 
 impl CaughtError {
+    /// The same error with the failed step's record taken out of it (for a
+    /// caller that keeps the record elsewhere, so the journal has it once).
+    pub fn take_record(&self) -> (CaughtError, Option<Record>) {
+        let mut report = self.report();
+        let record = report.record.take().map(|r| *r);
+        let message = serde_json::to_string(&report).unwrap_or(report.message);
+        let cause = serde_json::json!({"errorType": self.error, "errorMessage": message});
+        (
+            CaughtError {
+                error: self.error.clone(),
+                cause: cause.to_string(),
+            },
+            record,
+        )
+    }
+
     /// The report inside the cause, or the cause itself as the message when
     /// it came from elsewhere (a timeout, a Lambda service error).
     pub fn report(&self) -> ErrorReport {
