@@ -23,7 +23,7 @@ use aws_sdk_ecs::types::{
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{FunctionCode, Runtime};
 use aws_sdk_sfn::error::{DisplayErrorContext, ProvideErrorMetadata};
-use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
+use aws_sdk_sfn::types::ExecutionStatus;
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, QueueAttributeName};
 use serde_json::Value;
 
@@ -189,28 +189,9 @@ impl Finished {
     }
 }
 
-/// One execution history event, flattened to what the tests look at.
-#[derive(Clone, Debug)]
-pub struct Event {
-    pub id: i64,
-    /// The history event type, e.g. `TaskStateEntered`, `ExecutionFailed`.
-    pub kind: String,
-    /// The state's name, for `*StateEntered` / `*StateExited` events.
-    pub state: Option<String>,
-    /// Input (entered) or output (exited) of the state, when JSON.
-    pub data: Option<Value>,
-    pub error: Option<String>,
-    pub cause: Option<String>,
-}
-
-impl Event {
-    pub fn is_state_entered(&self) -> bool {
-        self.kind.ends_with("StateEntered")
-    }
-    pub fn is_state_exited(&self) -> bool {
-        self.kind.ends_with("StateExited")
-    }
-}
+/// One execution history event: the command-line client's, so the tests
+/// read histories as `turbulence run` does.
+pub use turbulence_cli::events::Event;
 
 /// Names of the states entered, in order: one per state transition.
 pub fn states_entered(events: &[Event]) -> Vec<&str> {
@@ -223,14 +204,7 @@ pub fn states_entered(events: &[Event]) -> Vec<&str> {
 
 /// The output of the last `Journal` task: the journal, also for failed runs
 /// (whose execution output is empty because they end in a Fail state).
-pub fn journal(events: &[Event]) -> Option<&Value> {
-    events
-        .iter()
-        .rev()
-        .find(|e| e.is_state_exited() && e.state.as_deref() == Some("Journal"))
-        .and_then(|e| e.data.as_ref())
-        .and_then(|d| d.get("journal"))
-}
+pub use turbulence_cli::journal::from_history as journal;
 
 impl LocalStack {
     /// Clients for the local stack at `endpoint` (loopback only). No request
@@ -987,7 +961,7 @@ impl LocalStack {
                 .send()
                 .await
                 .map_err(aws(format!("GetExecutionHistory {execution_arn}")))?;
-            events.extend(page.events.iter().map(flatten_event));
+            events.extend(page.events.iter().map(turbulence_cli::aws::flatten));
             token = page.next_token;
             if token.is_none() {
                 break;
@@ -1078,32 +1052,6 @@ impl LocalStack {
 
 fn ecs_tag(key: &str, value: &str) -> Result<EcsTag> {
     Ok(EcsTag::builder().key(key).value(value).build())
-}
-
-fn flatten_event(e: &HistoryEvent) -> Event {
-    let json = |s: Option<&str>| s.and_then(|s| serde_json::from_str(s).ok());
-    let (state, data) = if let Some(d) = e.state_entered_event_details() {
-        (Some(d.name().to_string()), json(d.input()))
-    } else if let Some(d) = e.state_exited_event_details() {
-        (Some(d.name().to_string()), json(d.output()))
-    } else {
-        (None, None)
-    };
-    let (error, cause) = if let Some(d) = e.execution_failed_event_details() {
-        (d.error().map(str::to_string), d.cause().map(str::to_string))
-    } else if let Some(d) = e.task_failed_event_details() {
-        (d.error().map(str::to_string), d.cause().map(str::to_string))
-    } else {
-        (None, None)
-    };
-    Event {
-        id: e.id(),
-        kind: e.r#type().as_str().to_string(),
-        state,
-        data,
-        error,
-        cause,
-    }
 }
 
 /// Replaces every `${Key}` in `text` by `values[Key]`; any placeholder
@@ -1252,6 +1200,7 @@ mod tests {
         let ev = |id, kind: &str, state: &str, data: Value| Event {
             id,
             kind: kind.into(),
+            timestamp: 0.0,
             state: Some(state.into()),
             data: Some(data),
             error: None,
