@@ -259,6 +259,18 @@ impl LocalStack {
         })
     }
 
+    /// [`LocalStack::for_tests`] with a stack of its own deployed under a
+    /// unique prefix made from `name` (`stack.prefix`), so tests run side by
+    /// side against one local stack.
+    pub async fn for_tests_with_stack(name: &str) -> (Self, Stack) {
+        let local = Self::for_tests().await;
+        let stack = local
+            .deploy_stack(&unique_name(name))
+            .await
+            .expect("deploy the stack");
+        (local, stack)
+    }
+
     pub async fn from_env() -> Result<Self> {
         match std::env::var(ENDPOINT_VAR) {
             Ok(url) if !url.trim().is_empty() => Self::connect(url.trim()).await,

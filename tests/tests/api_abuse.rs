@@ -81,12 +81,7 @@ impl Drop for Api {
 }
 
 async fn setup(name: &str) -> (LocalStack, Stack) {
-    let local = LocalStack::for_tests().await;
-    let stack = local
-        .deploy_stack(&local::unique_name(name))
-        .await
-        .expect("deploy the stack");
-    (local, stack)
+    LocalStack::for_tests_with_stack(name).await
 }
 
 /// The shipped experiment aimed at the demo API, seconds for minutes.

@@ -21,10 +21,8 @@ fn started(entry: &Value) -> OffsetDateTime {
 
 #[tokio::test]
 async fn a_background_action_runs_beside_the_method_and_is_undone_with_the_run() {
-    let local = LocalStack::for_tests().await;
-    let prefix = local::unique_name("background");
-    let stack = local.deploy_stack(&prefix).await.expect("deploy the stack");
-    let mut spec = EcsTargetSpec::new(&prefix, 3);
+    let (local, stack) = LocalStack::for_tests_with_stack("background").await;
+    let mut spec = EcsTargetSpec::new(&stack.prefix, 3);
     spec.reconciler = Reconciler::TasksOnly;
     let target = local.create_ecs_target(&spec).await.expect("ECS target");
     let experiment = json!({

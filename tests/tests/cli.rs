@@ -21,12 +21,7 @@ fn binary() -> PathBuf {
 }
 
 async fn setup(name: &str) -> (LocalStack, Stack) {
-    let local = LocalStack::for_tests().await;
-    let stack = local
-        .deploy_stack(&local::unique_name(name))
-        .await
-        .expect("deploy the stack");
-    (local, stack)
+    LocalStack::for_tests_with_stack(name).await
 }
 
 /// A probe-only experiment on the stack's abort alarm, with a short pause.

@@ -17,10 +17,6 @@ const TIME_SCALE: f64 = 1.0 / 600.0;
 const POLL_SECONDS: f64 = 1.0;
 const RUN_TIMEOUT: Duration = Duration::from_secs(180);
 
-async fn stack() -> LocalStack {
-    LocalStack::for_tests().await
-}
-
 /// The shipped ECS experiment pointed at a target, its alarm and a time scale.
 fn ecs_experiment(stack: &Stack, target: &EcsTarget, time_scale: f64) -> Value {
     let mut doc: Value =
@@ -42,10 +38,8 @@ struct Setup {
 }
 
 async fn setup(name: &str, reconciler: Reconciler) -> Setup {
-    let local = stack().await;
-    let prefix = local::unique_name(name);
-    let stack = local.deploy_stack(&prefix).await.expect("deploy the stack");
-    let mut spec = EcsTargetSpec::new(&prefix, 3);
+    let (local, stack) = LocalStack::for_tests_with_stack(name).await;
+    let mut spec = EcsTargetSpec::new(&stack.prefix, 3);
     spec.min_capacity = Some(3);
     spec.reconciler = reconciler;
     let target = local

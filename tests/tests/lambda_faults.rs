@@ -15,12 +15,7 @@ static PARAMETER: Mutex<()> = Mutex::const_new(());
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
 async fn setup(name: &str) -> (LocalStack, Stack) {
-    let local = LocalStack::for_tests().await;
-    let stack = local
-        .deploy_stack(&local::unique_name(name))
-        .await
-        .expect("deploy the stack");
-    (local, stack)
+    LocalStack::for_tests_with_stack(name).await
 }
 
 fn experiment(stack: &Stack, invocations: u32) -> Value {

@@ -39,9 +39,8 @@ struct Row {
 }
 
 async fn row(name: &str, service_opt_in: bool, reconciler: Reconciler) -> Row {
-    let local = LocalStack::for_tests().await;
-    let prefix = local::unique_name(name);
-    let stack = local.deploy_stack(&prefix).await.expect("deploy the stack");
+    let (local, stack) = LocalStack::for_tests_with_stack(name).await;
+    let prefix = stack.prefix.clone();
     let mut spec = EcsTargetSpec::new(&prefix, 3);
     spec.min_capacity = Some(3);
     spec.reconciler = reconciler;

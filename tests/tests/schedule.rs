@@ -8,13 +8,9 @@ use std::time::Duration;
 use local::{EcsTargetSpec, LocalStack, Reconciler};
 use serde_json::{json, Value};
 
-async fn stack() -> LocalStack {
-    LocalStack::for_tests().await
-}
-
 #[tokio::test]
 async fn publishing_puts_every_shipped_experiment_in_its_parameter() {
-    let local = stack().await;
+    let local = LocalStack::for_tests().await;
     let prefix = format!("/{}/", local::unique_name("published"));
     let root = local::workspace_root();
     let out = Command::new(root.join("scripts/publish-experiments"))
@@ -53,9 +49,8 @@ async fn publishing_puts_every_shipped_experiment_in_its_parameter() {
 
 #[tokio::test]
 async fn a_published_experiment_started_by_name_runs_to_completion() {
-    let local = stack().await;
-    let prefix = local::unique_name("scheduled");
-    let stack = local.deploy_stack(&prefix).await.unwrap();
+    let (local, stack) = LocalStack::for_tests_with_stack("scheduled").await;
+    let prefix = stack.prefix.clone();
     let mut spec = EcsTargetSpec::new(&prefix, 3);
     spec.min_capacity = Some(3);
     spec.reconciler = Reconciler::On;
