@@ -103,6 +103,16 @@ pub fn parse_time(s: &str) -> Option<f64> {
     Some(t.unix_timestamp_nanos() as f64 / 1e9)
 }
 
+/// A real history under `tests/fixtures/`, for the tests of what reads one.
+#[cfg(test)]
+pub(crate) fn fixture(name: &str) -> Vec<Event> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    history_from_api_json(&serde_json::from_str(&text).unwrap()).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

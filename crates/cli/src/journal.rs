@@ -115,18 +115,8 @@ pub fn unwrap(doc: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::history_from_api_json;
+    use crate::events::fixture;
     use serde_json::json;
-
-    fn fixture(name: &str) -> Vec<Event> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name);
-        history_from_api_json(
-            &serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap(),
-        )
-        .unwrap()
-    }
 
     fn ended(status: &str, output: Option<&str>) -> Ended {
         Ended {

@@ -477,15 +477,7 @@ fn clock(epoch_s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::history_from_api_json;
-
-    fn fixture(name: &str) -> Vec<Event> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name);
-        let text = std::fs::read_to_string(&path).unwrap();
-        history_from_api_json(&serde_json::from_str(&text).unwrap()).unwrap()
-    }
+    use crate::events::fixture;
 
     /// The lines without their `[   1.2s] ` time prefix.
     fn bodies(lines: &[String]) -> Vec<String> {
