@@ -939,15 +939,17 @@ fn classes_chart(stages: &[Value]) -> String {
     let Chart {
         w, ht, left, top, ..
     } = chart;
+    // A stage's responses of one class, or its transport errors.
+    let value = |s: &Value, k: &str| {
+        if k == "errors" {
+            errors_total(s)
+        } else {
+            s.get("classes").map_or(0.0, |c| num(c, k))
+        }
+    };
     let totals: Vec<f64> = stages
         .iter()
-        .map(|s| {
-            CLASS_COLORS[..5]
-                .iter()
-                .map(|(k, _)| s.get("classes").map_or(0.0, |c| num(c, k)))
-                .sum::<f64>()
-                + errors_total(s)
-        })
+        .map(|s| CLASS_COLORS.iter().map(|(k, _)| value(s, k)).sum())
         .collect();
     let max = totals.iter().cloned().fold(0.0, f64::max);
     let mut h = format!(
@@ -961,11 +963,7 @@ fn classes_chart(stages: &[Value]) -> String {
         let cx = left + slot * (i as f64 + 0.5);
         let mut y = top + plot_h;
         for (k, color) in CLASS_COLORS {
-            let v = if k == "errors" {
-                errors_total(s)
-            } else {
-                s.get("classes").map_or(0.0, |c| num(c, k))
-            };
+            let v = value(s, k);
             if v <= 0.0 {
                 continue;
             }

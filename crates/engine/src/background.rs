@@ -15,7 +15,6 @@ use experiment::guards::RunRecord;
 use experiment::{Background, ErrorReport, NextKind, Phase, Record, RunStatus, State, StepKind};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
-use tokio::time::Instant;
 
 use crate::guard::{read_record, rewrite_record};
 use crate::Failure;
@@ -44,14 +43,13 @@ pub(crate) async fn fork(mut state: State, ports: &Ports<'_>) -> Result<State, F
             ))
         })?;
     let steps = &plan.steps[state.cursor..];
-    let end = state.cursor
-        + steps
-            .iter()
-            .take_while(|s| s.background == Some(group))
-            .count();
-    let name = steps
+    let in_group = steps
         .iter()
         .take_while(|s| s.background == Some(group))
+        .count();
+    let end = state.cursor + in_group;
+    let name = steps[..in_group]
+        .iter()
         .find(|s| s.kind != StepKind::Wait)
         .map_or_else(String::new, |s| s.name.clone());
     let child = bg::child_state(&state, group)
@@ -134,13 +132,8 @@ pub(crate) async fn join(
         .as_ref()
         .map(|p| p.settings.clone())
         .ok_or_else(|| Failure::StateInvalid("the state has no plan".into()))?;
-    let mut chunk = Duration::from_millis(settings.wait_chunk_ms);
-    if let Some(left) = time_left {
-        chunk = chunk.min(left.saturating_sub(crate::DEADLINE_MARGIN));
-    }
-    let poll = Duration::from_millis(settings.poll_interval_ms.max(1));
+    let chunk = crate::Chunk::new(u64::MAX, &settings, time_left);
     let kill_switch = crate::kill_switch(&state);
-    let end = Instant::now() + chunk;
     loop {
         let calm = crate::ensure_calm(
             ports,
@@ -175,11 +168,9 @@ pub(crate) async fn join(
         if state.background.iter().all(|b| b.joined) {
             break;
         }
-        let now = Instant::now();
-        if now >= end {
+        if !chunk.next_poll().await {
             return Ok(state);
         }
-        tokio::time::sleep(poll.min(end - now)).await;
     }
     if state.error.is_some() {
         state.next.kind = NextKind::Rollback;

@@ -763,6 +763,38 @@ async fn rollback_in(
 /// always returns its state rather than being killed mid-wait.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 
+/// What one invocation of the wait function waits: up to `ms` and one wait
+/// chunk, ending before the Lambda's deadline, checked every poll interval.
+pub(crate) struct Chunk {
+    pub length: Duration,
+    end: Instant,
+    poll: Duration,
+}
+
+impl Chunk {
+    pub fn new(ms: u64, settings: &experiment::Settings, time_left: Option<Duration>) -> Chunk {
+        let mut length = Duration::from_millis(ms.min(settings.wait_chunk_ms));
+        if let Some(left) = time_left {
+            length = length.min(left.saturating_sub(DEADLINE_MARGIN));
+        }
+        Chunk {
+            length,
+            end: Instant::now() + length,
+            poll: Duration::from_millis(settings.poll_interval_ms.max(1)),
+        }
+    }
+
+    /// Sleep until the next poll; `false`, at once, when the chunk is over.
+    pub async fn next_poll(&self) -> bool {
+        let now = Instant::now();
+        if now >= self.end {
+            return false;
+        }
+        tokio::time::sleep(self.poll.min(self.end - now)).await;
+        true
+    }
+}
+
 /// Wait up to one chunk of the pause under the cursor, checking the abort
 /// alarms at the start and then every poll interval; an alarm in ALARM ends
 /// the wait with `ExperimentAborted` within one interval.
@@ -790,30 +822,21 @@ async fn wait_in(
         return Ok(state);
     }
     let remaining = state.next.remaining_ms.or(step.duration_ms).unwrap_or(0);
-    let mut chunk = Duration::from_millis(remaining.min(settings.wait_chunk_ms));
-    if let Some(left) = time_left {
-        chunk = chunk.min(left.saturating_sub(DEADLINE_MARGIN));
-    }
-    let poll = Duration::from_millis(settings.poll_interval_ms.max(1));
-    let names = settings.abort_alarms.clone();
+    let chunk = Chunk::new(remaining, &settings, time_left);
     let kill_switch = kill_switch(&state);
-    let started = Instant::now();
-    let end = started + chunk;
     loop {
         ensure_calm(
             ports,
-            &names,
+            &settings.abort_alarms,
             kill_switch.as_deref(),
             &format!("during '{}'", step.name),
         )
         .await?;
-        let now = Instant::now();
-        if now >= end {
+        if !chunk.next_poll().await {
             break;
         }
-        tokio::time::sleep(poll.min(end - now)).await;
     }
-    let waited = u64::try_from(chunk.as_millis()).unwrap_or(u64::MAX);
+    let waited = u64::try_from(chunk.length.as_millis()).unwrap_or(u64::MAX);
     let left = remaining.saturating_sub(waited);
     tracing::info!(execution = %state.execution, step = %step.name, waited_ms = waited, left_ms = left, "waited");
     if left == 0 {
