@@ -57,23 +57,23 @@ impl Failure {
 
     /// The failure as a Catch records it in the state.
     pub fn caught(&self) -> experiment::CaughtError {
-        experiment::CaughtError {
-            error: self.name().into(),
-            cause: serde_json::json!({"errorType": self.name(), "errorMessage": self.message()})
-                .to_string(),
+        experiment::CaughtError::of_lambda(self.name(), &self.report())
+    }
+
+    fn report(&self) -> ErrorReport {
+        match self {
+            Failure::Aborted(r) | Failure::Deviated(r) | Failure::ActivityFailed(r) => r.clone(),
+            other => ErrorReport {
+                message: other.to_string(),
+                record: None,
+            },
         }
     }
 
     /// The error message: the report as JSON, so the journal gets the
     /// failed step's record through the state machine's Catch.
     fn message(&self) -> String {
-        let report = match self {
-            Failure::Aborted(r) | Failure::Deviated(r) | Failure::ActivityFailed(r) => r.clone(),
-            other => ErrorReport {
-                message: other.to_string(),
-                record: None,
-            },
-        };
+        let report = self.report();
         serde_json::to_string(&report).unwrap_or(report.message)
     }
 }

@@ -52,10 +52,6 @@ fn start(doc: Value) -> State {
     }
 }
 
-/// What a Catch does with a function's error: keep the input, add `error`.
-fn caught(f: Failure) -> CaughtError {
-    f.caught()
-}
 
 struct World {
     ecs: FakeEcs,
@@ -121,7 +117,7 @@ impl World {
             Ok(s) => s,
             Err(f) => {
                 let mut s = start(doc);
-                s.error = Some(caught(f));
+                s.error = Some(f.caught());
                 let finished = finish(s.clone(), &self.dlq, &self.parameters)
                     .await
                     .unwrap();
@@ -156,7 +152,7 @@ impl World {
                 Ok(next) => state = next,
                 Err(f) => {
                     state = input;
-                    state.error = Some(caught(f));
+                    state.error = Some(f.caught());
                     break;
                 }
             }
@@ -215,7 +211,7 @@ impl World {
                     Ok(next) => state = next,
                     Err(f) => {
                         state = input;
-                        state.error = Some(caught(f));
+                        state.error = Some(f.caught());
                         state = rollback(state, &self.ports(), &mut rng).await.unwrap();
                         assert_eq!(state.next.kind, NextKind::Return);
                         break;

@@ -126,15 +126,17 @@ impl CaughtError {
     pub fn take_record(&self) -> (CaughtError, Option<Record>) {
         let mut report = self.report();
         let record = report.record.take().map(|r| *r);
-        let message = serde_json::to_string(&report).unwrap_or(report.message);
-        let cause = serde_json::json!({"errorType": self.error, "errorMessage": message});
-        (
-            CaughtError {
-                error: self.error.clone(),
-                cause: cause.to_string(),
-            },
-            record,
-        )
+        (CaughtError::of_lambda(&self.error, &report), record)
+    }
+
+    /// What a Catch records of a Lambda error named `error` whose message
+    /// is `report` as JSON (what the functions raise).
+    pub fn of_lambda(error: &str, report: &ErrorReport) -> CaughtError {
+        let message = serde_json::to_string(report).unwrap_or_else(|_| report.message.clone());
+        CaughtError {
+            error: error.into(),
+            cause: serde_json::json!({"errorType": error, "errorMessage": message}).to_string(),
+        }
     }
 
     /// The report inside the cause, or the cause itself as the message when
