@@ -52,7 +52,6 @@ fn start(doc: Value) -> State {
     }
 }
 
-
 struct World {
     ecs: FakeEcs,
     alarms: std::sync::Arc<FakeAlarms>,
