@@ -74,6 +74,7 @@ pub const SUBSTITUTIONS: &[&str] = &[
     "LoadAllowedHosts",
     "LoadMaxUsers",
     "LoadMaxRequestsPerSecond",
+    "DefaultAbortAlarms",
 ];
 
 /// Where the local stack lets load attacks and http probes go: loopback.

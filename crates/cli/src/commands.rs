@@ -11,11 +11,11 @@ use crate::files::{self, MAX_JOURNAL_FILE_BYTES};
 use crate::{aws, exit, journal, report, validate, Error};
 
 /// `turbulence validate FILE...`: one line per file on stdout.
-pub fn validate(paths: &[PathBuf]) -> u8 {
+pub fn validate(paths: &[PathBuf], offline: &validate::Offline) -> u8 {
     let mut code = exit::OK;
     let mut out = std::io::stdout().lock();
     for path in paths {
-        let result = validate::check_file(path);
+        let result = validate::check_file(path, offline);
         if result.is_err() {
             code = exit::NOT_COMPLETED;
         }
@@ -66,7 +66,15 @@ pub fn with_dry_run(mut doc: Value, mode: &str) -> Value {
 /// and says how to stop it.
 pub async fn run(o: RunOptions) -> Result<u8, Error> {
     let (input, title) = match &o.source {
-        Source::File(path) => match validate::check_file(path) {
+        // The deployment's default abort alarms are not known here: Plan
+        // checks that the experiment has one.
+        Source::File(path) => match validate::check_file(
+            path,
+            &validate::Offline {
+                default_abort_alarms: None,
+                region: o.region.clone(),
+            },
+        ) {
             Ok((doc, valid)) => (doc, Some(valid.experiment.title)),
             Err(e) => {
                 eprintln!("{}", validate::line(path, &Err(e)));

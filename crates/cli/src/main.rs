@@ -46,6 +46,14 @@ enum Command {
         /// Experiment files (JSON, at most 1 MiB to read; Plan takes at most 64 KiB)
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// The deployment's DefaultAbortAlarms parameter (comma-separated):
+        /// alarms every experiment gets, so one that names none may still run
+        #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+        default_abort_alarms: Vec<String>,
+        /// The Region the deployment runs in, to check `aws_region` against;
+        /// unknown: left to the run
+        #[arg(long, env = "AWS_REGION", value_name = "REGION")]
+        region: Option<String>,
     },
     /// Start an execution of an experiment, follow it step by step, write
     /// its journal and exit as `chaos run` does
@@ -127,7 +135,14 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Validate { files } => Ok(commands::validate(&files)),
+        Command::Validate {
+            files,
+            default_abort_alarms,
+            region,
+        } => Ok(commands::validate(
+            &files,
+            &turbulence_cli::validate::Offline::validate(default_abort_alarms, region),
+        )),
         Command::Report { journal, out } => commands::report(&journal, &out),
         Command::Run {
             file,

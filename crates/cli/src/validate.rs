@@ -37,13 +37,38 @@ fn plural(n: usize, what: &str) -> String {
     }
 }
 
+/// What is known offline of the deployment the experiment will run in.
+#[derive(Debug, Clone, Default)]
+pub struct Offline {
+    /// Its `DefaultAbortAlarms`; `None`: unknown, so whether the experiment
+    /// has an abort alarm is left to Plan.
+    pub default_abort_alarms: Option<Vec<String>>,
+    /// The Region it runs in (`--region`, `AWS_REGION`); `None`: unknown,
+    /// so `aws_region` is left to Plan.
+    pub region: Option<String>,
+}
+
+impl Offline {
+    /// `turbulence validate`: no deployment defaults unless given.
+    pub fn validate(default_abort_alarms: Vec<String>, region: Option<String>) -> Offline {
+        Offline {
+            default_abort_alarms: Some(default_abort_alarms),
+            region,
+        }
+    }
+}
+
 /// Validates an experiment document. The message names the activity and
 /// the field at fault (Plan's own words).
-pub fn check_document(doc: &Value) -> Result<Valid, String> {
+pub fn check_document(doc: &Value, offline: &Offline) -> Result<Valid, String> {
     // The validator is not expected to panic on any document; should it,
     // the user gets a line about it rather than a crash.
     std::panic::catch_unwind(|| {
         let experiment = Experiment::parse(doc).map_err(|e| e.0)?;
+        if let Some(defaults) = &offline.default_abort_alarms {
+            experiment.check_abort_alarms(defaults).map_err(|e| e.0)?;
+        }
+        check_region(&experiment, offline.region.as_deref())?;
         let plan = Plan::new(&experiment).map_err(|e| e.0)?;
         plan.concurrent_stops()?;
         Ok(Valid { experiment, plan })
@@ -56,11 +81,25 @@ pub fn check_document(doc: &Value) -> Result<Valid, String> {
     })
 }
 
+/// `configuration.aws_region` against the Region the run will act in, as
+/// Plan checks it, when that Region is known here.
+fn check_region(experiment: &Experiment, region: Option<&str>) -> Result<(), String> {
+    let (Some(wanted), Some(region)) = (experiment.region.as_ref(), region) else {
+        return Ok(());
+    };
+    // A `${name}` left to the run (configuration from env or SSM).
+    if wanted.as_str().is_some_and(|w| w.starts_with("${")) {
+        return Ok(());
+    }
+    let execution = format!("arn:aws:states:{region}:000000000000:execution:validate:validate");
+    experiment::guards::check_region(&execution, Some(wanted))
+}
+
 /// Reads (at most [`MAX_EXPERIMENT_FILE_BYTES`]), parses and validates an
 /// experiment file. The error names the file.
-pub fn check_file(path: &Path) -> Result<(Value, Valid), Error> {
+pub fn check_file(path: &Path, offline: &Offline) -> Result<(Value, Valid), Error> {
     let doc = files::read_json(path, MAX_EXPERIMENT_FILE_BYTES, "an experiment file")?;
-    let valid = check_document(&doc).map_err(|message| Error::Invalid {
+    let valid = check_document(&doc, offline).map_err(|message| Error::Invalid {
         path: files::display(path),
         message,
     })?;
@@ -91,6 +130,14 @@ mod tests {
     use serde_json::json;
     use std::path::PathBuf;
 
+    fn any() -> Offline {
+        Offline::validate(vec![], None)
+    }
+
+    fn check_document_t(doc: &Value) -> Result<Valid, String> {
+        check_document(doc, &any())
+    }
+
     fn experiments_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments")
     }
@@ -104,12 +151,12 @@ mod tests {
                     "arguments": {"cluster": "c", "service": "web", "task_count": 1}}})
         };
         let doc = |method: Value| json!({"title": "t", "description": "d", "method": method});
-        let e = check_document(&doc(json!([stop("a", true), stop("b", false)]))).unwrap_err();
+        let e = check_document_t(&doc(json!([stop("a", true), stop("b", false)]))).unwrap_err();
         assert!(
             e.contains("'a' and 'b' both stop tasks of service 'web'"),
             "{e}"
         );
-        assert!(check_document(&doc(json!([stop("a", false), stop("b", false)]))).is_ok());
+        assert!(check_document_t(&doc(json!([stop("a", false), stop("b", false)]))).is_ok());
     }
 
     #[test]
@@ -120,7 +167,7 @@ mod tests {
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
             }
-            let result = check_file(&path);
+            let result = check_file(&path, &any());
             let text = line(&path, &result);
             assert!(result.is_ok(), "{text}");
             assert!(text.contains(": ok ("), "{text}");
@@ -132,7 +179,7 @@ mod tests {
     #[test]
     fn the_ecs_experiment_counts_its_steps() {
         let path = experiments_dir().join("ecs-random-task.json");
-        let (_, valid) = check_file(&path).unwrap();
+        let (_, valid) = check_file(&path, &any()).unwrap();
         assert_eq!(
             valid.summary(),
             format!(
@@ -153,7 +200,7 @@ mod tests {
     fn the_local_smoke_experiment_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/experiment-local-smoke.json");
-        let result = check_file(&path);
+        let result = check_file(&path, &any());
         assert!(
             line(&path, &result).ends_with(": ok (4 steps, 0 rollbacks)"),
             "{}",
@@ -198,7 +245,7 @@ mod tests {
             ),
         ];
         for (doc, needle) in cases {
-            let err = check_document(&doc).unwrap_err();
+            let err = check_document(&doc, &any()).unwrap_err();
             assert!(err.contains(needle), "{needle:?} not in {err:?}");
         }
     }
@@ -252,13 +299,13 @@ mod tests {
         ];
         for (name, bytes, needle) in cases {
             let path = temp_file(name, &bytes);
-            let text = line(&path, &check_file(&path));
+            let text = line(&path, &check_file(&path, &any()));
             assert!(text.starts_with(&path.display().to_string()), "{text}");
             assert!(text.contains(needle), "{needle:?} not in {text:?}");
             let _ = std::fs::remove_file(&path);
         }
         let missing = Path::new("/nonexistent/turbulence/experiment.json");
-        let text = line(missing, &check_file(missing));
+        let text = line(missing, &check_file(missing, &any()));
         assert!(
             text.starts_with("/nonexistent/turbulence/experiment.json: invalid: cannot read:"),
             "{text}"
@@ -283,7 +330,7 @@ mod tests {
                 {"title": "h", "probes": [{"ref": "nothing"}]}}),
         ];
         for doc in odd {
-            let _ = check_document(&doc);
+            let _ = check_document(&doc, &any());
         }
     }
 }

@@ -125,7 +125,18 @@ async fn plan_in(mut state: State, ports: &Ports<'_>) -> Result<State, Failure> 
     let lookups = lookups(&state.experiment, ports).await?;
     let experiment =
         Experiment::parse_with(&state.experiment, &lookups).map_err(|e| Failure::Invalid(e.0))?;
+    let deployment = guard::deployment(&state)?;
+    experiment
+        .check_abort_alarms(&deployment.default_abort_alarms)
+        .map_err(|e| Failure::Invalid(e.0))?;
+    experiment::guards::check_region(&state.execution, experiment.region.as_ref())
+        .map_err(Failure::Refused)?;
     let mut plan = Plan::new(&experiment).map_err(|e| Failure::Invalid(e.0))?;
+    for name in &deployment.default_abort_alarms {
+        if !plan.settings.abort_alarms.contains(name) {
+            plan.settings.abort_alarms.push(name.clone());
+        }
+    }
     let names = &plan.settings.abort_alarms;
     let missing = activities::missing(alarms, names)
         .await

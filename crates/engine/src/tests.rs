@@ -374,6 +374,88 @@ async fn plan_refuses_missing_alarms_and_touches_nothing() {
 }
 
 #[tokio::test]
+async fn plan_refuses_a_change_without_an_abort_alarm_unless_stated_or_defaulted() {
+    let w = World::new();
+    let mut doc = ecs_experiment(1.0);
+    doc["extensions"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("abort_alarms");
+    let err = plan(start(doc.clone()), &w.ports()).await.unwrap_err();
+    assert_eq!(err.name(), "ExperimentInvalid");
+    let text = err.to_string();
+    assert!(
+        text.contains("action 'stop-random-task'")
+            && text.contains("names no abort alarm")
+            && text.contains("DefaultAbortAlarms")
+            && text.contains("\"without_abort_alarms\": true"),
+        "{text}"
+    );
+    assert!(w.ecs.stopped().is_empty());
+    assert_eq!(w.parameters.value("/turbulence/runs/x/y"), None);
+
+    // The typo that used to drop every alarm without a word.
+    let mut typo = ecs_experiment(1.0);
+    typo["extensions"][0]["name"] = json!("turbulance");
+    let err = plan(start(typo), &w.ports()).await.unwrap_err();
+    assert_eq!(err.name(), "ExperimentInvalid");
+    assert!(
+        err.to_string()
+            .contains("extension 'turbulance' is not 'turbulence'"),
+        "{err}"
+    );
+
+    // The deployment's default alarms stand in, and are watched.
+    let mut s = start(doc.clone());
+    s.deployment.as_mut().unwrap().default_abort_alarms = vec![ALARM.into()];
+    let planned = plan(s, &w.ports()).await.unwrap();
+    assert_eq!(
+        planned.plan.unwrap().settings.abort_alarms,
+        vec![ALARM.to_string()]
+    );
+    let mut s = start(doc.clone());
+    s.deployment.as_mut().unwrap().default_abort_alarms = vec!["not-there".into()];
+    let err = plan(s, &w.ports()).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no CloudWatch alarm named 'not-there'"),
+        "{err}"
+    );
+
+    // Stated explicitly: it runs without one.
+    doc["extensions"][0]["without_abort_alarms"] = json!(true);
+    let planned = plan(start(doc), &w.ports()).await.unwrap();
+    assert!(planned.plan.unwrap().settings.abort_alarms.is_empty());
+}
+
+#[tokio::test]
+async fn plan_refuses_a_region_or_account_it_cannot_act_in() {
+    let w = World::new();
+    let mut doc = ecs_experiment(1.0);
+    doc["configuration"]["aws_region"] = json!("eu-west-1");
+    let err = plan(start(doc.clone()), &w.ports()).await.unwrap_err();
+    assert_eq!(err.name(), "GuardRefused");
+    assert!(
+        err.to_string().contains(
+            "aws_region is 'eu-west-1', but this Turbulence deployment runs in us-east-1"
+        ),
+        "{err}"
+    );
+    doc["configuration"]["aws_region"] = json!("us-east-1");
+    plan(start(doc.clone()), &w.ports()).await.unwrap();
+    let w = World::new();
+    doc["configuration"]["aws_role_arn"] = json!("arn:aws:iam::222222222222:role/chaos");
+    let err = plan(start(doc.clone()), &w.ports()).await.unwrap_err();
+    assert_eq!(err.name(), "ExperimentInvalid");
+    assert!(
+        err.to_string().starts_with("configuration.aws_role_arn: "),
+        "{err}"
+    );
+    assert!(w.ecs.stopped().is_empty());
+    assert_eq!(w.parameters.value("/turbulence/runs/x/y"), None);
+}
+
+#[tokio::test]
 async fn plan_refuses_to_start_while_an_abort_alarm_fires() {
     let w = World::new();
     w.alarms.set(ALARM, "ALARM");
@@ -772,6 +854,7 @@ mod attacks {
     fn attack_experiment(users: u32, target: &str) -> Value {
         json!({
             "title": "abuse", "description": "d",
+            "extensions": [{"name": "turbulence", "without_abort_alarms": true}],
             "steady-state-hypothesis": {"title": "h", "probes": [
                 {"type": "probe", "name": "health", "tolerance": 200,
                  "provider": {"type": "http", "url": format!("{target}/health")}}

@@ -46,6 +46,10 @@ pub struct Deployment {
     /// The hard cap on an attack's requests per second.
     #[serde(default = "default_max_rps", deserialize_with = "number")]
     pub load_max_rps: u32,
+    /// Alarms that abort every experiment, beside those it names
+    /// (`DefaultAbortAlarms`).
+    #[serde(default, deserialize_with = "list")]
+    pub default_abort_alarms: Vec<String>,
 }
 
 fn default_max_users() -> u32 {
@@ -187,6 +191,25 @@ impl Deployment {
             ));
         }
         Ok(())
+    }
+}
+
+/// Refuse an experiment's `aws_region` (chaosaws's configuration key) when
+/// it is not the Region the run acts in (the execution's): every call goes
+/// there, so another Region would be silently ignored.
+pub fn check_region(execution: &str, wanted: Option<&Value>) -> Result<(), String> {
+    let Some(wanted) = wanted else { return Ok(()) };
+    let arn = ExecutionArn::parse(execution)
+        .ok_or_else(|| format!("'{execution}' is not an execution ARN"))?;
+    match wanted.as_str() {
+        Some(region) if region == arn.region => Ok(()),
+        Some(region) => Err(format!(
+            "configuration.aws_region is '{region}', but this Turbulence deployment runs in {} and acts only there; run the experiment from a deployment in {region}, or remove the key",
+            arn.region
+        )),
+        None => Err(format!(
+            "configuration.aws_region must be a Region name, found {wanted}"
+        )),
     }
 }
 

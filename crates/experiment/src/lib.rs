@@ -16,6 +16,7 @@ pub mod journal;
 pub mod model;
 pub mod plan;
 pub mod state;
+pub mod suggest;
 pub mod tolerance;
 
 pub use catalogue::{Call, CallSpec};

@@ -53,6 +53,10 @@ pub struct Extension {
     pub wait_chunk_seconds: Option<f64>,
     pub time_scale: Option<f64>,
     pub dry_run: Option<DryRun>,
+    /// Stated by the experiment: it changes something with no abort alarm
+    /// (as FIS's `aws:none` stop condition). Without it, such an experiment
+    /// is refused unless the deployment has default abort alarms.
+    pub without_abort_alarms: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +75,10 @@ pub struct Experiment {
     /// values are read only where a call is made, so they never reach the
     /// state, the logs or the journal.
     pub secrets: BTreeMap<String, SecretRef>,
+    /// `configuration.aws_region` as chaosaws reads it (after lookups; a
+    /// `${name}` when it is left to the run). Plan refuses a Region it
+    /// does not act in.
+    pub region: Option<Value>,
 }
 
 /// Where a secret's value lives.
@@ -173,21 +181,10 @@ impl Experiment {
         let top = doc
             .as_object()
             .ok_or_else(|| Invalid("experiment: must be a JSON object".into()))?;
-        for key in top.keys() {
-            if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
-                return Err(Invalid::at(
-                    "experiment",
-                    format!(
-                        "unknown key '{key}' (expected one of {})",
-                        TOP_LEVEL_KEYS.join(", ")
-                    ),
-                ));
-            }
-        }
+        let mut warnings = unknown_keys(top)?;
         metadata(top)?;
         let title = required_text(top, "title", "experiment")?;
         let description = required_text(top, "description", "experiment")?;
-        let mut warnings = Vec::new();
         match top.get("controls") {
             None | Some(Value::Null) => {}
             Some(Value::Array(list)) => {
@@ -224,6 +221,7 @@ impl Experiment {
             // Left as written: the value is filled in where the call is made.
             config.insert(name.clone(), Value::String(format!("${{{name}}}")));
         }
+        let region = config.get("aws_region").cloned();
         let runtime = runtime(top.get("runtime"))?;
         let extension = extension(top.get("extensions"))?;
         let defs = definitions(top);
@@ -319,8 +317,63 @@ impl Experiment {
             runtime,
             warnings,
             secrets,
+            region,
         })
     }
+
+    /// The first method activity that changes something, unless a dry run
+    /// calls no action: what an abort alarm must watch over.
+    pub fn first_change(&self) -> Option<&Activity> {
+        if matches!(
+            self.extension.dry_run,
+            Some(DryRun::Actions | DryRun::Activities)
+        ) {
+            return None;
+        }
+        self.method.iter().find(|a| a.kind == ActivityType::Action)
+    }
+
+    /// Refuse an experiment that changes something with no abort alarm to
+    /// stop it: none named, none the deployment adds (`defaults`, its
+    /// `DefaultAbortAlarms`), and no explicit `without_abort_alarms`.
+    pub fn check_abort_alarms(&self, defaults: &[String]) -> Result<(), Invalid> {
+        let ext = &self.extension;
+        if !ext.abort_alarms.is_empty() || !defaults.is_empty() || ext.without_abort_alarms {
+            return Ok(());
+        }
+        let Some(change) = self.first_change() else {
+            return Ok(());
+        };
+        Err(Invalid(format!(
+            "extensions.turbulence.abort_alarms: the experiment changes something (action '{}') and names no abort alarm, so nothing would stop it if the system degrades; name a CloudWatch alarm in the 'turbulence' extension's \"abort_alarms\", deploy with the DefaultAbortAlarms parameter, or state \"without_abort_alarms\": true in the extension to run without one",
+            change.name
+        )))
+    }
+}
+
+/// Top-level keys Chaos Toolkit does not define change nothing: they are
+/// accepted with a warning. One that misspells a key that does change
+/// something (`rollback`, `steady_state_hypothesis`) is refused, as the
+/// part it names would silently not run.
+fn unknown_keys(top: &Map<String, Value>) -> Result<Vec<String>, Invalid> {
+    let mut warnings = Vec::new();
+    for key in top.keys() {
+        if TOP_LEVEL_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        if let Some(meant) = crate::suggest::closest(key, TOP_LEVEL_KEYS.iter().copied()) {
+            return Err(Invalid::at(
+                "experiment",
+                format!(
+                    "unknown key '{key}' (did you mean '{meant}'? as written, it would be ignored)"
+                ),
+            ));
+        }
+        warnings.push(format!(
+            "top-level key '{key}' is not part of the Chaos Toolkit format and was ignored"
+        ));
+    }
+    Ok(warnings)
 }
 
 fn required_text(obj: &Map<String, Value>, key: &str, place: &str) -> Result<String, Invalid> {
@@ -392,6 +445,12 @@ fn configuration(v: Option<&Value>, lookups: &Lookups) -> Result<BTreeMap<String
     let mut out = BTreeMap::new();
     for (k, val) in obj {
         let here = format!("configuration.{k}");
+        if let Some(why) = UNHONOURED_CONFIGURATION
+            .iter()
+            .find_map(|(key, why)| (key == k).then_some(why))
+        {
+            return Err(Invalid::at(&here, why));
+        }
         let value = match val {
             Value::Object(o) if o.contains_key("type") => match o.get("type").and_then(Value::as_str) {
                 Some("env") => {
@@ -439,6 +498,22 @@ fn configuration(v: Option<&Value>, lookups: &Lookups) -> Result<BTreeMap<String
     }
     Ok(out)
 }
+
+/// chaosaws configuration keys Turbulence cannot honour: refused, so a run
+/// never acts in the control plane's own account while the experiment
+/// meant another.
+const UNHONOURED_CONFIGURATION: &[(&str, &str)] = &[
+    ("aws_role_arn", "chaosaws would assume this role and act in its account; Turbulence acts with its own function roles in the account it is deployed in, and cannot act in another account yet: run the experiment from a Turbulence deployment in the target account"),
+    ("aws_profile_name", "an AWS CLI profile means nothing inside Lambda: Turbulence acts with its own function roles in the account it is deployed in; remove the key"),
+];
+
+/// chaosaws secrets Turbulence would ignore: it never acts with keys an
+/// experiment carries.
+const UNHONOURED_SECRETS: &[&str] = &[
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+];
 
 /// The `env_var_type` of an env configuration value (`str` when absent).
 fn env_var_type<'a>(kind: Option<&'a Value>, here: &str) -> Result<&'a str, Invalid> {
@@ -493,6 +568,12 @@ fn secrets(
         })?;
         for (name, val) in entries {
             let here = format!("secrets.{scope}.{name}");
+            if UNHONOURED_SECRETS.contains(&name.as_str()) {
+                return Err(Invalid::at(
+                    &here,
+                    "chaosaws would act with these AWS credentials; Turbulence acts only with its own function roles and would ignore them: remove the secret",
+                ));
+            }
             let r = match val {
                 Value::String(s) => SecretRef::Literal { value: s.clone() },
                 Value::Object(o) => match o.get("type").and_then(Value::as_str) {
@@ -572,6 +653,7 @@ const EXTENSION_KEYS: &[&str] = &[
     "wait_chunk_seconds",
     "time_scale",
     "dry_run",
+    "without_abort_alarms",
 ];
 
 fn extension(v: Option<&Value>) -> Result<Extension, Invalid> {
@@ -581,6 +663,7 @@ fn extension(v: Option<&Value>) -> Result<Extension, Invalid> {
         wait_chunk_seconds: None,
         time_scale: None,
         dry_run: None,
+        without_abort_alarms: false,
     };
     let Some(v) = v else { return Ok(ext) };
     let list = v
@@ -594,6 +677,13 @@ fn extension(v: Option<&Value>) -> Result<Extension, Invalid> {
             .ok_or_else(|| Invalid::at(&place, "must be an object"))?;
         let name = required_text(obj, "name", &place)?;
         if name != "turbulence" {
+            // A misspelt name would drop every setting, abort alarms first.
+            if crate::suggest::misspells(&name, "turbulence") {
+                return Err(Invalid::at(
+                    &place,
+                    format!("extension '{name}' is not 'turbulence' (a typo?): as written, its settings, abort alarms among them, would be ignored; name it \"turbulence\""),
+                ));
+            }
             continue; // other tools' extensions are theirs to read
         }
         if seen {
@@ -609,7 +699,8 @@ fn extension(v: Option<&Value>) -> Result<Extension, Invalid> {
                 return Err(Invalid::at(
                     &place,
                     format!(
-                        "unknown key '{key}' (expected one of {})",
+                        "unknown key '{key}'{} (expected one of {})",
+                        crate::suggest::did_you_mean(key, EXTENSION_KEYS.iter().copied()),
                         EXTENSION_KEYS.join(", ")
                     ),
                 ));
@@ -640,6 +731,22 @@ fn extension(v: Option<&Value>) -> Result<Extension, Invalid> {
                 ));
             }
         }
+        ext.without_abort_alarms = match obj.get("without_abort_alarms") {
+            None | Some(Value::Bool(false)) => false,
+            Some(Value::Bool(true)) if !ext.abort_alarms.is_empty() => {
+                return Err(Invalid::at(
+                    &format!("{place}.without_abort_alarms"),
+                    "is true but 'abort_alarms' names alarms: state one or the other",
+                ))
+            }
+            Some(Value::Bool(true)) => true,
+            Some(other) => {
+                return Err(Invalid::at(
+                    &format!("{place}.without_abort_alarms"),
+                    format!("must be true or false, found {}", kind_of(other)),
+                ))
+            }
+        };
         ext.poll_interval_seconds = positive(obj, "poll_interval_seconds", &place)?;
         ext.wait_chunk_seconds = positive(obj, "wait_chunk_seconds", &place)?;
         ext.time_scale = positive(obj, "time_scale", &place)?;
@@ -1223,6 +1330,119 @@ mod tests {
         assert!(
             msg.starts_with("extensions[0]: unknown key 'abort_alarm'"),
             "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_misspelt_turbulence_extension_is_refused_naming_the_typo() {
+        for name in ["turbulance", "Turbulence", "turbulnece", "turbulence "] {
+            let mut doc = ecs_experiment();
+            doc["extensions"] = json!([{"name": name, "abort_alarms": ["a"]}]);
+            let msg = refused(doc);
+            assert!(
+                msg.starts_with(&format!(
+                    "extensions[0]: extension '{name}' is not 'turbulence' (a typo?)"
+                )) && msg.contains("abort alarms among them, would be ignored"),
+                "{name}: {msg}"
+            );
+        }
+        let mut doc = ecs_experiment();
+        doc["extensions"] = json!([{"name": "turbulence", "abort_alarm": ["a"]}]);
+        assert!(refused(doc).contains("unknown key 'abort_alarm' (did you mean 'abort_alarms'?)"));
+    }
+
+    #[test]
+    fn an_experiment_that_changes_something_needs_an_abort_alarm() {
+        let mut doc = ecs_experiment();
+        doc["extensions"] = json!([{"name": "turbulence"}]);
+        let e = Experiment::parse(&doc).unwrap();
+        let msg = e.check_abort_alarms(&[]).unwrap_err().0;
+        assert!(
+            msg.contains("action 'stop-one'") && msg.contains("names no abort alarm"),
+            "{msg}"
+        );
+        // No extension at all: the same.
+        doc.as_object_mut().unwrap().remove("extensions");
+        let e = Experiment::parse(&doc).unwrap();
+        assert!(e.check_abort_alarms(&[]).is_err());
+        // The deployment's defaults, or stating it, let it run.
+        assert!(e.check_abort_alarms(&["team-abort".into()]).is_ok());
+        doc["extensions"] = json!([{"name": "turbulence", "without_abort_alarms": true}]);
+        assert!(Experiment::parse(&doc)
+            .unwrap()
+            .check_abort_alarms(&[])
+            .is_ok());
+        // Both at once is a contradiction.
+        doc["extensions"] =
+            json!([{"name": "turbulence", "without_abort_alarms": true, "abort_alarms": ["a"]}]);
+        assert!(refused(doc.clone())
+            .contains("without_abort_alarms: is true but 'abort_alarms' names alarms"));
+        // Probes only, or a dry run of the actions, change nothing.
+        doc["extensions"] = json!([{"name": "turbulence", "dry_run": "actions"}]);
+        assert!(Experiment::parse(&doc)
+            .unwrap()
+            .check_abort_alarms(&[])
+            .is_ok());
+        doc["extensions"] = json!([]);
+        doc["method"] = json!([]);
+        doc["steady-state-hypothesis"] = json!({"title": "h", "probes": [{"type": "probe", "name": "p", "tolerance": true,
+            "provider": {"type": "python", "module": "chaosaws.ecs.probes", "func": "are_all_desired_tasks_running",
+                "arguments": {"cluster": "c", "service": "s"}}}]});
+        assert!(Experiment::parse(&doc)
+            .unwrap()
+            .check_abort_alarms(&[])
+            .is_ok());
+    }
+
+    #[test]
+    fn unknown_top_level_keys_warn_and_misspelt_ones_are_refused() {
+        let mut doc = ecs_experiment();
+        doc["authors"] = json!(["ada"]);
+        doc["x-team"] = json!("platform");
+        let e = Experiment::parse(&doc).unwrap();
+        assert_eq!(
+            e.warnings,
+            vec![
+                "top-level key 'authors' is not part of the Chaos Toolkit format and was ignored"
+                    .to_string(),
+                "top-level key 'x-team' is not part of the Chaos Toolkit format and was ignored"
+                    .to_string(),
+            ]
+        );
+        for (key, meant) in [
+            ("rollback", "rollbacks"),
+            ("steady_state_hypothesis", "steady-state-hypothesis"),
+            ("extension", "extensions"),
+            ("Configuration", "configuration"),
+        ] {
+            let mut doc = ecs_experiment();
+            doc[key] = json!([]);
+            let msg = refused(doc);
+            assert!(
+                msg.contains(&format!("unknown key '{key}' (did you mean '{meant}'?")),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn chaosaws_account_and_credential_settings_are_refused() {
+        for key in ["aws_role_arn", "aws_profile_name"] {
+            let mut doc = ecs_experiment();
+            doc["configuration"] = json!({key: "x"});
+            let msg = refused(doc);
+            assert!(msg.starts_with(&format!("configuration.{key}: ")), "{msg}");
+        }
+        let mut doc = ecs_experiment();
+        doc["secrets"] = json!({"aws": {"aws_secret_access_key": {"type": "env", "key": "K"}}});
+        assert!(refused(doc).starts_with(
+            "secrets.aws.aws_secret_access_key: chaosaws would act with these AWS credentials"
+        ));
+        let mut doc = ecs_experiment();
+        doc["configuration"]["aws_region"] = json!("eu-west-1");
+        assert_eq!(
+            Experiment::parse(&doc).unwrap().region,
+            Some(json!("eu-west-1"))
         );
     }
 

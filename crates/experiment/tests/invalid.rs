@@ -1,6 +1,6 @@
 //! The corpus of invalid experiments in `tests/invalid/`: each
-//! `NNN-name.json` goes through `Experiment::parse` then `Plan::new` (as the
-//! plan function does) and must be refused with the message its sibling
+//! `NNN-name.json` goes through `Experiment::parse`, the abort-alarm check
+//! and `Plan::new` (as the plan function does) and must be refused with the message its sibling
 //! `NNN-name.expect` gives (a substring of the whole message), and never
 //! panic.
 //!
@@ -61,7 +61,11 @@ fn judge(text: &str) -> Outcome {
 
 fn judge_value(doc: &Value) -> Outcome {
     let run = catch_unwind(AssertUnwindSafe(|| {
-        Experiment::parse(doc).and_then(|e| Plan::new(&e))
+        // As the plan function, in a deployment without default abort alarms.
+        Experiment::parse(doc).and_then(|e| {
+            e.check_abort_alarms(&[])?;
+            Plan::new(&e)
+        })
     }));
     match run {
         Ok(Ok(_)) => Outcome::Accepted,
