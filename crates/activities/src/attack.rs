@@ -8,7 +8,7 @@ use std::time::Duration;
 use load::{AttackReport, AttackSpec, StopReason};
 use serde_json::{json, Value};
 
-use crate::{stop_reason, ActivityError, AwsError, Context, Outcome, Ports};
+use crate::{ActivityError, AwsError, Context, Outcome, Ports, Watch};
 
 /// The most users one invocation runs; more fan out over a Map of
 /// invocations (see `load::plan_shares`).
@@ -19,25 +19,16 @@ pub fn findings_key(step: &str) -> String {
     format!("load:{step}")
 }
 
-/// Polls the abort alarms and the kill switch for the attack.
-pub struct Watch<'a> {
-    pub ports: &'a Ports<'a>,
-    pub abort_alarms: &'a [String],
-    pub kill_switch: Option<&'a str>,
+/// Polls the abort alarms, the kill switch and the run for the attack.
+struct Signal<'a> {
+    ports: &'a Ports<'a>,
+    watch: Watch<'a>,
 }
 
 #[async_trait::async_trait]
-impl load::StopSignal for Watch<'_> {
+impl load::StopSignal for Signal<'_> {
     async fn check(&self) -> Option<String> {
-        let ports = self.ports;
-        match stop_reason(
-            ports.alarms,
-            ports.parameters,
-            self.abort_alarms,
-            self.kill_switch,
-        )
-        .await
-        {
+        match self.watch.stop_reason(self.ports).await {
             Ok(reason) => reason,
             // Load on an API nobody can watch is load nobody can stop.
             Err(AwsError::Throttled(e) | AwsError::NotFound(e) | AwsError::Other(e)) => {
@@ -61,15 +52,7 @@ pub async fn run(
     ports: &Ports<'_>,
     ctx: &mut Context<'_>,
 ) -> Result<Outcome, ActivityError> {
-    let report = run_share(
-        spec,
-        ports,
-        ctx.load_limits,
-        ctx.abort_alarms,
-        ctx.kill_switch,
-        ctx.poll_interval,
-    )
-    .await?;
+    let report = run_share(spec, ports, ctx.load_limits, ctx.watch(), ctx.poll_interval).await?;
     outcome(report, ctx.baselines, ctx.step)
 }
 
@@ -79,16 +62,11 @@ pub async fn run_share(
     spec: &Value,
     ports: &Ports<'_>,
     limits: &load::Limits,
-    abort_alarms: &[String],
-    kill_switch: Option<&str>,
+    watch: Watch<'_>,
     poll_interval: Duration,
 ) -> Result<AttackReport, ActivityError> {
     let attack = validate(spec, limits).map_err(ActivityError::Refused)?;
-    let watch = Watch {
-        ports,
-        abort_alarms,
-        kill_switch,
-    };
+    let watch = Signal { ports, watch };
     tracing::info!(target = %attack.spec().target, users = attack.peak_users(), seconds = attack.duration().as_secs_f64(), "attack starts");
     let report = attack.run(&watch, poll_interval).await;
     tracing::info!(stop = ?report.stop_reason, requests = report.totals.requests, violations = report.violation_count(), "attack done");

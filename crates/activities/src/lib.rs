@@ -51,6 +51,9 @@ pub struct Context<'a> {
     pub abort_alarms: &'a [String],
     /// The kill switch parameter, polled with the alarms.
     pub kill_switch: Option<&'a str>,
+    /// The executions this activity runs for (its run and, in the
+    /// background, the run that started it), polled with the alarms.
+    pub runs: &'a [String],
     pub poll_interval: std::time::Duration,
     /// Told what undoes a change before the change is made, so it can be
     /// undone even if this run never returns.
@@ -63,8 +66,50 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// What a long activity watches while it runs.
+    pub fn watch(&self) -> Watch<'_> {
+        Watch {
+            abort_alarms: self.abort_alarms,
+            kill_switch: self.kill_switch,
+            runs: self.runs,
+        }
+    }
+
     /// Why the run must stop now, if it must.
     pub async fn stop_reason(&self, ports: &Ports<'_>) -> Result<Option<String>, AwsError> {
+        self.watch().stop_reason(ports).await
+    }
+}
+
+/// What stops work under way: an abort alarm in ALARM, the kill switch,
+/// or its run ending. Step Functions abandons a task when its execution is
+/// stopped (the console's Stop, StopExecution) or times out, but the
+/// invocation goes on: a long activity or a wait that does not look at its
+/// run would keep attacking or waiting after the janitor has undone the run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Watch<'a> {
+    pub abort_alarms: &'a [String],
+    pub kill_switch: Option<&'a str>,
+    /// Executions that must still be RUNNING (one DescribeExecution each per
+    /// poll); empty before a step starts, since Step Functions schedules no
+    /// step of an execution that is over.
+    pub runs: &'a [String],
+}
+
+impl Watch<'_> {
+    /// Why the work must stop now, if it must.
+    pub async fn stop_reason(&self, ports: &Ports<'_>) -> Result<Option<String>, AwsError> {
+        for run in self.runs {
+            match ports.executions.status(run).await?.as_deref() {
+                Some("RUNNING") => {}
+                Some(status) => {
+                    return Ok(Some(format!(
+                        "the run is over: execution {run} is {status} (stopped, timed out or failed); its undos are the janitor's"
+                    )))
+                }
+                None => return Ok(Some(format!("the run is over: no execution {run}"))),
+            }
+        }
         stop_reason(
             ports.alarms,
             ports.parameters,
@@ -614,6 +659,8 @@ mod tests {
         parameters: FakeParameters,
         functions: FakeFunctions,
         metrics: crate::fake::FakeMetrics,
+        executions: std::sync::Arc<crate::fake::FakeExecutions>,
+        runs: Vec<String>,
         baselines: BTreeMap<String, Value>,
         rng: rand::rngs::StdRng,
         abort_alarms: Vec<String>,
@@ -651,6 +698,8 @@ mod tests {
                 parameters: FakeParameters::default(),
                 functions: FakeFunctions::default(),
                 metrics: crate::fake::FakeMetrics::default(),
+                executions: Default::default(),
+                runs: Vec::new(),
                 baselines: BTreeMap::new(),
                 rng: rand::rngs::StdRng::seed_from_u64(7),
                 abort_alarms: Vec::new(),
@@ -677,7 +726,7 @@ mod tests {
                 metrics: &self.metrics,
                 parameters: &self.parameters,
                 functions: &self.functions,
-                executions: &crate::Unavailable,
+                executions: &*self.executions,
                 environment: &self.environment,
             };
             let mut ctx = Context {
@@ -687,6 +736,7 @@ mod tests {
                 experiment_time_left: std::time::Duration::from_secs(600),
                 abort_alarms: &self.abort_alarms,
                 kill_switch: self.kill_switch.as_deref(),
+                runs: &self.runs,
                 poll_interval: self.poll_interval,
                 undo_log: &self.undo_log,
                 blast_radius: self.blast_radius,
@@ -794,6 +844,43 @@ mod tests {
             ActivityError::Aborted("kill switch '/kill' is set (incident 12)".into())
         );
         assert_eq!(t.functions.calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn repeated_invocations_stop_once_their_run_is_stopped() {
+        let mut t = T::new(FakeEcs::default());
+        let run = "arn:aws:states:us-east-1:1:execution:m:run";
+        t.runs = vec![run.into()];
+        t.executions.set_status(run, "RUNNING");
+        t.poll_interval = std::time::Duration::ZERO;
+        let call = Call::LambdaInvokeRepeatedly {
+            function_name: "f".into(),
+            payload: Value::Null,
+            count: 1000,
+            concurrency: 1,
+            slow_ms: 1000,
+        };
+        // The run is stopped from the console during the third invocation.
+        let executions = std::sync::Arc::clone(&t.executions);
+        let invoked = std::sync::atomic::AtomicUsize::new(0);
+        t.functions = FakeFunctions::answering(move |_, _| {
+            if invoked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 2 {
+                executions.set_status(run, "ABORTED");
+            }
+            Ok(Invocation {
+                status_code: 200,
+                function_error: None,
+                payload: b"{}".to_vec(),
+            })
+        });
+        let err = t.run(&call).await.unwrap_err();
+        assert_eq!(
+            err,
+            ActivityError::Aborted(format!(
+                "the run is over: execution {run} is ABORTED (stopped, timed out or failed); its undos are the janitor's"
+            ))
+        );
+        assert_eq!(t.functions.calls(), 3);
     }
 
     #[tokio::test]

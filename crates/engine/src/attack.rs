@@ -91,12 +91,17 @@ pub async fn share(request: ShareRequest, ports: &Ports<'_>) -> Result<Value, Fa
         tracing::info_span!("turbulence", execution = %request.execution, function = "share");
     async {
         let limits = request.deployment.load_limits();
+        let runs = [request.execution.clone()];
+        let watch = activities::Watch {
+            abort_alarms: &request.abort_alarms,
+            kill_switch: Some(&request.deployment.kill_switch_parameter),
+            runs: &runs,
+        };
         let report = run_share(
             &request.share,
             ports,
             &limits,
-            &request.abort_alarms,
-            Some(&request.deployment.kill_switch_parameter),
+            watch,
             Duration::from_millis(request.poll_interval_ms.max(1)),
         )
         .await

@@ -134,14 +134,15 @@ pub(crate) async fn join(
         .ok_or_else(|| Failure::StateInvalid("the state has no plan".into()))?;
     let chunk = crate::Chunk::new(u64::MAX, &settings, time_left);
     let kill_switch = crate::kill_switch(&state);
+    let runs = crate::runs(&state);
+    let watch = activities::Watch {
+        abort_alarms: &settings.abort_alarms,
+        kill_switch: kill_switch.as_deref(),
+        runs: &runs,
+    };
     loop {
-        let calm = crate::ensure_calm(
-            ports,
-            &settings.abort_alarms,
-            kill_switch.as_deref(),
-            "while waiting for the background activities",
-        )
-        .await;
+        let calm =
+            crate::ensure_calm(ports, watch, "while waiting for the background activities").await;
         match calm {
             Ok(()) => {}
             // Rolled back from here, so what was taken in stays in the state.

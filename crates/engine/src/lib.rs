@@ -20,7 +20,7 @@ pub mod lambda;
 
 use std::time::Duration;
 
-use activities::{ActivityError, Context, DeadLetters, NoUndoLog, Parameters, Ports};
+use activities::{ActivityError, Context, DeadLetters, NoUndoLog, Parameters, Ports, Watch};
 use experiment::journal::{self, Finished};
 use experiment::plan::{Phase, Step, StepKind};
 use experiment::{
@@ -148,7 +148,11 @@ async fn plan_in(mut state: State, ports: &Ports<'_>) -> Result<State, Failure> 
         )));
     }
     // The kill switch is a guard here (GuardRefused), checked next.
-    ensure_calm(ports, names, None, "before anything ran").await?;
+    let watch = Watch {
+        abort_alarms: names,
+        ..Watch::default()
+    };
+    ensure_calm(ports, watch, "before anything ran").await?;
     let targets = guard::check(&state, &plan, ports).await?;
     attack::plan_attacks(&mut plan, guard::deployment(&state)?)?;
     tracing::info!(
@@ -289,13 +293,9 @@ fn run_span(state: &State, function: &'static str) -> tracing::Span {
 
 /// Fail with `ExperimentAborted` when any abort alarm is in ALARM or the
 /// kill switch is set.
-async fn ensure_calm(
-    ports: &Ports<'_>,
-    names: &[String],
-    kill_switch: Option<&str>,
-    when: &str,
-) -> Result<(), Failure> {
-    let reason = activities::stop_reason(ports.alarms, ports.parameters, names, kill_switch)
+async fn ensure_calm(ports: &Ports<'_>, watch: Watch<'_>, when: &str) -> Result<(), Failure> {
+    let reason = watch
+        .stop_reason(ports)
         .await
         .map_err(|e| Failure::from_aws("checking the abort alarms and the kill switch", e))?;
     match reason {
@@ -305,6 +305,15 @@ async fn ensure_calm(
             record: None,
         })),
     }
+}
+
+/// The executions long work of this state runs for: the run and, for a
+/// background activity, the run that started it. Either one over, the work
+/// stops.
+fn runs(state: &State) -> Vec<String> {
+    std::iter::once(state.execution.clone())
+        .chain(state.parent.clone())
+        .collect()
 }
 
 /// The kill switch parameter of the run, if the state names one.
@@ -396,7 +405,13 @@ async fn fork(state: State, ports: &Ports<'_>) -> Result<State, Failure> {
         .as_ref()
         .and_then(|p| p.steps.get(state.cursor))
         .map_or_else(String::new, |s| format!("before '{}'", s.name));
-    ensure_calm(ports, &alarms, kill_switch(&state).as_deref(), &what).await?;
+    let kill_switch = kill_switch(&state);
+    let watch = Watch {
+        abort_alarms: &alarms,
+        kill_switch: kill_switch.as_deref(),
+        runs: &[],
+    };
+    ensure_calm(ports, watch, &what).await?;
     background::fork(state, ports).await
 }
 
@@ -407,13 +422,12 @@ async fn step_in(
 ) -> Result<State, Failure> {
     let (step, settings) = current(&state, &[StepKind::Probe, StepKind::Action])?;
     let kill_switch = kill_switch(&state);
-    ensure_calm(
-        ports,
-        &settings.abort_alarms,
-        kill_switch.as_deref(),
-        &format!("before '{}'", step.name),
-    )
-    .await?;
+    let before = Watch {
+        abort_alarms: &settings.abort_alarms,
+        kill_switch: kill_switch.as_deref(),
+        runs: &[],
+    };
+    ensure_calm(ports, before, &format!("before '{}'", step.name)).await?;
     let spec = step
         .call
         .clone()
@@ -448,6 +462,7 @@ async fn step_in(
         .as_ref()
         .map(|d| d.load_limits())
         .unwrap_or_default();
+    let runs = runs(&state);
     let mut ctx = Context {
         baselines: &mut state.baselines,
         rng,
@@ -455,6 +470,7 @@ async fn step_in(
         experiment_time_left: time_left,
         abort_alarms: &settings.abort_alarms,
         kill_switch: kill_switch.as_deref(),
+        runs: &runs,
         poll_interval: Duration::from_millis(settings.poll_interval_ms),
         undo_log: match &run_log {
             Some(log) => log,
@@ -717,6 +733,7 @@ async fn rollback_in(
         // Rollbacks run whatever the alarms and the kill switch say.
         abort_alarms: &[],
         kill_switch: None,
+        runs: &[],
         poll_interval: Duration::from_secs(5),
         undo_log: &NoUndoLog,
         blast_radius: Default::default(),
@@ -835,14 +852,14 @@ async fn wait_in(
     let remaining = state.next.remaining_ms.or(step.duration_ms).unwrap_or(0);
     let chunk = Chunk::new(remaining, &settings, time_left);
     let kill_switch = kill_switch(&state);
+    let runs = runs(&state);
+    let watch = Watch {
+        abort_alarms: &settings.abort_alarms,
+        kill_switch: kill_switch.as_deref(),
+        runs: &runs,
+    };
     loop {
-        ensure_calm(
-            ports,
-            &settings.abort_alarms,
-            kill_switch.as_deref(),
-            &format!("during '{}'", step.name),
-        )
-        .await?;
+        ensure_calm(ports, watch, &format!("during '{}'", step.name)).await?;
         if !chunk.next_poll().await {
             break;
         }

@@ -89,6 +89,9 @@ impl World {
         alarms.set(ALARM, "OK");
         let ecs = FakeEcs::with_service("c", "web", 3);
         ecs.tag("c", Some("web"), OPT_IN, "true");
+        // The run's own execution, as Step Functions has it while it runs.
+        let executions = FakeExecutions::default();
+        executions.set_status(EXECUTION, "RUNNING");
         World {
             ecs,
             alarms,
@@ -96,7 +99,7 @@ impl World {
             parameters: FakeParameters::default(),
             functions: FakeFunctions::default(),
             metrics: FakeMetrics::default(),
-            executions: FakeExecutions::default(),
+            executions,
             environment: Default::default(),
             wait_calls: 0,
             run_children: true,
@@ -324,6 +327,41 @@ async fn an_alarm_during_the_hour_aborts_within_one_poll_and_rolls_back() {
         "rollback restores the recorded count"
     );
     assert_eq!(w.dlq.sent().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_ends_within_one_poll_once_its_run_is_stopped() {
+    let w = World::new();
+    let mut state = plan(start(ecs_experiment(1.0)), &w.ports()).await.unwrap();
+    let mut rng = rng();
+    // Step to the 150 s pause after the task stop.
+    while state.next.kind != NextKind::Wait {
+        state = step(state, &w.ports(), &mut rng).await.unwrap();
+    }
+    let clock = Instant::now();
+    // The console's Stop, 42 s into the pause: Step Functions abandons the
+    // task, but this invocation would go on to the end of its chunk.
+    let stop_at = Duration::from_secs(42);
+    let executions = &w.executions;
+    let stopped = async {
+        tokio::time::sleep(stop_at).await;
+        executions.set_status(EXECUTION, "ABORTED");
+    };
+    let ports = w.ports();
+    let (result, ()) = tokio::join!(wait(state, &ports, None), stopped);
+    let err = result.unwrap_err();
+    let after = clock.elapsed() - stop_at;
+    assert!(
+        after <= Duration::from_secs(5),
+        "ended {after:?} after the stop, poll is 5 s"
+    );
+    assert_eq!(err.name(), "ExperimentAborted");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "the run is over: execution {EXECUTION} is ABORTED"
+        )),
+        "{err}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -5,7 +5,8 @@
 use std::sync::{Arc, Mutex};
 
 use activities::fake::{
-    FakeAlarms, FakeDeadLetters, FakeEcs, FakeFunctions, FakeMetrics, FakeParameters,
+    FakeAlarms, FakeDeadLetters, FakeEcs, FakeExecutions, FakeFunctions, FakeMetrics,
+    FakeParameters,
 };
 use activities::Ports;
 use engine::{finish, plan, rollback, step, wait};
@@ -52,6 +53,9 @@ async fn every_log_line_is_json_with_the_execution_and_the_step() {
     let functions = FakeFunctions::default();
     let dlq = FakeDeadLetters::default();
     let metrics = FakeMetrics::default();
+    let execution = "arn:aws:states:us-east-1:1:execution:x:logs";
+    let executions = FakeExecutions::default();
+    executions.set_status(execution, "RUNNING");
     let ports = Ports {
         ecs: &ecs,
         alarms: &alarms,
@@ -59,11 +63,10 @@ async fn every_log_line_is_json_with_the_execution_and_the_step() {
         environment: &Default::default(),
         parameters: &parameters,
         functions: &functions,
-        executions: &activities::Unavailable,
+        executions: &executions,
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
 
-    let execution = "arn:aws:states:us-east-1:1:execution:x:logs";
     let start = State {
         experiment: doc.clone(),
         execution: execution.into(),
