@@ -407,17 +407,12 @@ pub async fn run(
         Call::Http { request } => {
             let probe = load::http::HttpProbe::from_json(request.clone())
                 .map_err(|e| ActivityError::Failed(e.to_string()))?;
-            let out = probe
-                .run(&ctx.load_limits.allowed_hosts)
-                .await
-                .map_err(|e| match e {
-                    load::LoadError::Invalid { .. }
-                    | load::LoadError::Spec { .. }
-                    | load::LoadError::HostNotAllowed { .. } => {
-                        ActivityError::Refused(e.to_string())
-                    }
-                    other => ActivityError::Failed(other.to_string()),
-                })?;
+            let out = probe.run(ctx.load_limits).await.map_err(|e| match e {
+                load::LoadError::Invalid { .. }
+                | load::LoadError::Spec { .. }
+                | load::LoadError::HostNotAllowed { .. } => ActivityError::Refused(e.to_string()),
+                other => ActivityError::Failed(other.to_string()),
+            })?;
             Ok(Outcome::output(
                 serde_json::to_value(out).unwrap_or(Value::Null),
             ))
@@ -713,6 +708,8 @@ mod tests {
                 },
                 load_limits: load::Limits {
                     allowed_hosts: vec!["127.0.0.1".into()],
+                    // The local stack's opt-out: the target is on loopback.
+                    allow_loopback: true,
                     ..Default::default()
                 },
                 environment: BTreeMap::new(),
