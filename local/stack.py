@@ -86,6 +86,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from turbulence_local.invocations import InvocationLog
+
 LOG = logging.getLogger("turbulence-local")
 
 RECONCILER_TAG = "turbulence-local:reconciler"
@@ -113,22 +115,27 @@ def is_loopback_host(host: str) -> bool:
 class LambdaForwarder:
     """Forwards one Invoke to `cargo lambda watch` and maps its answer."""
 
-    def __init__(self, watch_url: str, timeout_s: float):
+    def __init__(self, watch_url: str, timeout_s: float, log: InvocationLog | None = None):
         self.watch_url = watch_url.rstrip("/")
         self.timeout_s = timeout_s
+        self.log = log or InvocationLog()
         # No proxies: the registry proxy of this machine must never see
         # invocations, and watch is on loopback anyway.
         self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-    def forward(self, function_name: str, payload: bytes) -> tuple[bytes, str | None]:
-        """Returns (payload, function_error); function_error is None on success.
+    def forward(
+        self, function_name: str, payload: bytes, binary: str | None = None
+    ) -> tuple[bytes, str | None]:
+        """Runs `binary` (default: the function's own name) for an invoke of
+        `function_name`. Returns (payload, function_error); function_error is
+        None on success.
 
         Raises WatchUnreachable when watch cannot be reached at all: the
         function never ran, so it's a Lambda service failure (retryable), not
         a function error."""
         url = (
             f"{self.watch_url}/2015-03-31/functions/"
-            f"{urllib.parse.quote(function_name, safe='')}/invocations"
+            f"{urllib.parse.quote(binary or function_name, safe='')}/invocations"
         )
         req = urllib.request.Request(
             url,
@@ -136,6 +143,7 @@ class LambdaForwarder:
             method="POST",
             headers={"Content-Type": "application/json"},
         )
+        self.log.started(function_name)
         started = time.monotonic()
         try:
             with self.opener.open(req, timeout=self.timeout_s) as resp:
@@ -201,6 +209,16 @@ class WatchUnreachable(Exception):
     pass
 
 
+# A function whose environment names a binary runs that binary: one watch
+# binary can serve functions of several names (the fault matrix gives each
+# row a function of its own to invoke).
+BINARY_VAR = "TURBULENCE_LOCAL_BINARY"
+
+
+def binary_of(fn: Any) -> str:
+    return (getattr(fn, "environment_vars", None) or {}).get(BINARY_VAR) or fn.function_name
+
+
 def install_lambda_forwarding(forwarder: LambdaForwarder) -> None:
     """Replace the simple backend's echo with a forward to watch."""
     from moto.awslambda.exceptions import LambdaClientError
@@ -231,12 +249,12 @@ def install_lambda_forwarding(forwarder: LambdaForwarder) -> None:
             # Asynchronous invoke: answer 202 at once, run in the background.
             threading.Thread(
                 target=_forward_quietly,
-                args=(forwarder, fn.function_name, payload),
+                args=(forwarder, fn.function_name, payload, binary_of(fn)),
                 daemon=True,
             ).start()
             return b""
         try:
-            result, function_error = forwarder.forward(fn.function_name, payload)
+            result, function_error = forwarder.forward(fn.function_name, payload, binary_of(fn))
         except WatchUnreachable as err:
             raise ServiceException(str(err)) from err
         if function_error:
@@ -247,9 +265,11 @@ def install_lambda_forwarding(forwarder: LambdaForwarder) -> None:
     LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
 
 
-def _forward_quietly(forwarder: LambdaForwarder, name: str, payload: bytes) -> None:
+def _forward_quietly(
+    forwarder: LambdaForwarder, name: str, payload: bytes, binary: str | None = None
+) -> None:
     try:
-        forwarder.forward(name, payload)
+        forwarder.forward(name, payload, binary)
     except Exception as err:  # noqa: BLE001 - async invoke: nobody to tell
         LOG.warning("async lambda %s failed: %s", name, err)
 
@@ -728,7 +748,7 @@ class MotoServer:
     """moto's ThreadedMotoServer, plus the CBOR translator and the throttler
     in front."""
 
-    def __init__(self, host: str, port: int):
+    def __init__(self, host: str, port: int, invocations: InvocationLog):
         from moto.moto_server.werkzeug_app import (
             DomainDispatcherApplication,
             MotoRequestHandler,
@@ -736,7 +756,9 @@ class MotoServer:
         )
         from werkzeug.serving import make_server
 
-        app = Throttler(CborTranslator(DomainDispatcherApplication(create_backend_app)))
+        app = invocations.middleware(
+            Throttler(CborTranslator(DomainDispatcherApplication(create_backend_app)))
+        )
         self.server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
         self.thread = threading.Thread(target=self.server.serve_forever, name="moto", daemon=True)
 
@@ -1314,13 +1336,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from moto.core import DEFAULT_ACCOUNT_ID
 
-    forwarder = LambdaForwarder(args.lambda_url, args.lambda_timeout_s)
+    invocations = InvocationLog()
+    forwarder = LambdaForwarder(args.lambda_url, args.lambda_timeout_s, invocations)
     install_lambda_forwarding(forwarder)
 
     host_in_url = f"[{args.host}]" if ":" in args.host else args.host
     endpoint = f"http://{host_in_url}:{args.port}"
     try:
-        server = MotoServer(args.host, args.port)
+        server = MotoServer(args.host, args.port, invocations)
         server.start()
     except OSError as err:
         LOG.error("cannot listen on %s: %s", endpoint, err)

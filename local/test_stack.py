@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import types
+import urllib.request
 import uuid
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -194,7 +195,7 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def create_function(name: str) -> str:
+def create_function(name: str, environment: dict[str, str] | None = None) -> str:
     s = stack()
     role_name = unique("role")
     role = s["iam"].create_role(
@@ -221,6 +222,7 @@ def create_function(name: str) -> str:
         Role=role,
         Handler="bootstrap",
         Code={"ZipFile": buf.getvalue()},
+        Environment={"Variables": environment or {}},
     )["FunctionArn"]
 
 
@@ -238,6 +240,29 @@ def test_invoke_is_forwarded_with_payload() -> None:
     body = json.loads(resp["Payload"].read())
     assert body == {"function": name, "echo": {"hello": [1, 2]}}, body
     assert (name, {"hello": [1, 2]}) in s.watch.calls
+
+
+def test_invocations_are_counted_with_their_start_time() -> None:
+    s = stack()
+    name = unique("counted")
+    create_function(name)
+    before = int(time.time() * 1000)
+    for _ in range(3):
+        s["lambda"].invoke(FunctionName=name, Payload=b"{}")
+    with urllib.request.urlopen(s.endpoint + "/_turbulence/invocations", timeout=10) as resp:
+        seen = json.loads(resp.read())["functions"][name]
+    assert seen["count"] == 3, seen
+    assert before <= seen["last_started_unix_ms"] <= int(time.time() * 1000), seen
+
+
+def test_a_function_naming_a_binary_runs_that_binary() -> None:
+    s = stack()
+    name = unique("alias")
+    binary = unique("echo")
+    create_function(name, {"TURBULENCE_LOCAL_BINARY": binary})
+    resp = s["lambda"].invoke(FunctionName=name, Payload=b"{}")
+    assert json.loads(resp["Payload"].read())["function"] == binary
+    assert (binary, {}) in s.watch.calls
 
 
 def test_watch_500_becomes_function_error() -> None:
@@ -941,26 +966,8 @@ def test_unreachable_watch_is_a_service_exception() -> None:
         raise AssertionError("an invoke with watch down should fail")
 
 
-TESTS = [
-    test_invoke_is_forwarded_with_payload,
-    test_watch_500_becomes_function_error,
-    test_unknown_function_is_not_forwarded,
-    test_state_machine_catch_sees_error_type,
-    test_cloudwatch_speaks_cbor,
-    test_reconciler_starts_and_replaces_tasks,
-    test_reconciler_stops_extra_tasks,
-    test_autoscaling_restores_min_capacity,
-    test_tasks_only_does_not_autoscale,
-    test_off_leaves_service_alone,
-    test_sfn_abort_event_reaches_lambda_target,
-    test_sfn_events_only_for_changes_seen,
-    test_throttle_ssm_and_ecs,
-    test_throttle_query_and_rest_protocols,
-    test_throttle_cloudwatch_cbor,
-    test_throttle_rejects_bad_rules,
-    test_throttle_answer_bodies,
-    test_unreachable_watch_is_a_service_exception,
-]
+# Every test_ function, in the order written (none is left out by hand).
+TESTS = [f for name, f in list(globals().items()) if name.startswith("test_") and callable(f)]
 
 
 if __name__ == "__main__":

@@ -5,7 +5,10 @@
 //! moto runs the state machine; every Lambda invoke is forwarded by
 //! `local/stack.py` to `cargo lambda watch`, which runs the real binaries.
 
+mod demo_api;
 pub mod manifest;
+
+pub use demo_api::DemoApi;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -329,6 +332,20 @@ impl LocalStack {
         Ok(())
     }
 
+    /// How often `function` was invoked through the stack, and when the
+    /// newest invocation started (ms since the epoch): `local/stack.py`'s
+    /// `/_turbulence/invocations`. `(0, 0)` when never.
+    pub async fn invocations(&self, function: &str) -> Result<(u64, u64)> {
+        let (_, answer) = self.control("GET", "/_turbulence/invocations", "").await?;
+        let all: Value = serde_json::from_str(&answer)
+            .map_err(|e| Error::Unexpected(format!("invocations: {e}: {answer}")))?;
+        let seen = &all["functions"][function];
+        Ok((
+            seen["count"].as_u64().unwrap_or(0),
+            seen["last_started_unix_ms"].as_u64().unwrap_or(0),
+        ))
+    }
+
     /// How many calls the stack has throttled so far, per rule.
     pub async fn throttled(&self) -> Result<Value> {
         let (_, answer) = self.control("GET", "/_turbulence/throttle", "").await?;
@@ -372,8 +389,10 @@ impl LocalStack {
         Ok((status, body))
     }
 
-    /// A Lambda function that is only a target of guards (never invoked),
-    /// with the opt-in tag when `opt_in`. Returns its name.
+    /// A Lambda function of its own name, for guards and invocations: it
+    /// runs the moderation binary (`local/stack.py` forwards by
+    /// `TURBULENCE_LOCAL_BINARY`), with the opt-in tag when `opt_in`.
+    /// Returns its name.
     pub async fn create_target_function(&self, name: &str, opt_in: bool) -> Result<String> {
         let role = self.role(LAMBDA_ROLE, "lambda.amazonaws.com").await?;
         let mut create = self
@@ -383,6 +402,14 @@ impl LocalStack {
             .runtime(Runtime::Providedal2023)
             .handler("bootstrap")
             .role(&role)
+            .environment(
+                aws_sdk_lambda::types::Environment::builder()
+                    .variables(
+                        "TURBULENCE_LOCAL_BINARY",
+                        manifest::TARGET_FUNCTIONS[0].binary,
+                    )
+                    .build(),
+            )
             .code(
                 FunctionCode::builder()
                     .zip_file(Blob::new(EMPTY_ZIP.to_vec()))

@@ -1,4 +1,4 @@
-//! The fault matrix: eight ways a chaos run goes wrong, on the local stack.
+//! The fault matrix: ways a chaos run goes wrong, on the local stack.
 //! After each, the account must be as it was: the service's desiredCount
 //! back at the value recorded before the method, no fault configuration
 //! left, every lock released, the run record gone, and exactly one journal
@@ -15,7 +15,9 @@
 
 use std::time::{Duration, Instant};
 
-use local::{manifest, AlarmState, EcsTarget, EcsTargetSpec, LocalStack, Reconciler, Stack};
+use local::{
+    manifest, AlarmState, DemoApi, EcsTarget, EcsTargetSpec, LocalStack, Reconciler, Stack,
+};
 use serde_json::{json, Value};
 use tokio::sync::RwLock;
 
@@ -454,4 +456,112 @@ async fn row_9_stop_execution_while_a_background_activity_runs() {
         "the child's undo ran with the run's: {rollbacks:#?}"
     );
     clean(9, "StopExecution while a background activity runs");
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// An experiment of one long action, watched by the stack's abort alarm.
+fn long_action(r: &Row, name: &str, module: &str, func: &str, arguments: Value) -> Value {
+    json!({
+        "title": format!("stopped during {name}"),
+        "description": "StopExecution while a long action runs",
+        "extensions": [{"name": "turbulence", "abort_alarms": [r.stack.abort_alarm],
+            "poll_interval_seconds": POLL_SECONDS}],
+        "method": [{"type": "action", "name": name,
+            "provider": {"type": "python", "module": module, "func": func, "arguments": arguments}}]
+    })
+}
+
+/// Polls `last` (the newest request or invocation the target saw, ms since
+/// the epoch) until `started` is true, stops the run from the console, and
+/// checks that nothing reached the target later than one poll interval and
+/// a second after the stop. Returns that delay.
+async fn stop_while_it_runs(
+    r: &Row,
+    doc: &Value,
+    started: impl AsyncFn() -> bool,
+    last: impl AsyncFn() -> u64,
+) -> u64 {
+    let execution = r.start(doc).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !started().await {
+        assert!(Instant::now() < deadline, "the long action never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // In full swing for a moment, then the console's Stop.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    r.stop_from_the_console(&execution).await;
+    let stopped_at = unix_ms();
+    let done = r.local.wait_for(&execution, RUN_TIMEOUT).await.unwrap();
+    assert_eq!(done.status, "ABORTED");
+    r.assert_clean(&[&execution], 1).await;
+    // assert_clean took seconds; anything still sending would show now.
+    let newest = last().await;
+    let bound = stopped_at + (POLL_SECONDS * 1000.0) as u64 + 1000;
+    assert!(
+        newest <= bound,
+        "the target was reached {} ms after the stop (bound: one poll + 1 s)",
+        newest.saturating_sub(stopped_at)
+    );
+    newest.saturating_sub(stopped_at)
+}
+
+/// StopExecution in the middle of a load attack, and of repeated
+/// invocations: Step Functions abandons the action, but its invocation goes
+/// on unless it watches its run. Nothing may reach the target later than
+/// one poll interval and a second after the stop.
+#[tokio::test]
+async fn row_11_stop_execution_during_a_load_attack_and_repeated_invocations() {
+    let _shared = THROTTLE.read().await;
+    let r = row("m11-stop-long", true, Reconciler::TasksOnly).await;
+    let api = DemoApi::start("fixed").expect("the demo API");
+    let attack = long_action(
+        &r,
+        "abuse-the-api",
+        "turbulence.load.actions",
+        "attack",
+        json!({"target": api.url(), "stages": [{"users": 4, "duration_s": 120}], "max_rps": 200,
+            "requests": [{"name": "invalid-token", "template": "invalid_token", "path": "/moderate"}]}),
+    );
+    let requests = async || api.stats().unwrap()["requests"].as_u64().unwrap_or(0);
+    let after_attack = stop_while_it_runs(
+        &r,
+        &attack,
+        async || requests().await > 0,
+        async || {
+            api.stats().unwrap()["last_request_unix_ms"]
+                .as_u64()
+                .unwrap()
+        },
+    )
+    .await;
+
+    // The row's own function (running the moderation binary): no other
+    // test invokes it.
+    let function = r.function.as_str();
+    let invoke = long_action(
+        &r,
+        "invoke-the-moderation-service",
+        "turbulence.awslambda.actions",
+        "invoke_function_repeatedly",
+        json!({"function_name": function, "count": 10000, "concurrency": 2,
+            "function_arguments": {"httpMethod": "POST", "path": "/moderate",
+                "headers": {"Content-Type": "application/json"}, "body": "{\"text\": \"hi\"}"}}),
+    );
+    let (before, _) = r.local.invocations(function).await.unwrap();
+    let after_invoke = stop_while_it_runs(
+        &r,
+        &invoke,
+        async || r.local.invocations(function).await.unwrap().0 > before + 5,
+        async || r.local.invocations(function).await.unwrap().1,
+    )
+    .await;
+    println!(
+        "row 11: last request {after_attack} ms, last invocation {after_invoke} ms after the stop"
+    );
+    clean(11, "StopExecution during a load attack / invocations");
 }
