@@ -86,6 +86,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from turbulence_local import stop_execution
 from turbulence_local.invocations import InvocationLog
 
 LOG = logging.getLogger("turbulence-local")
@@ -1339,6 +1340,7 @@ def main(argv: list[str] | None = None) -> int:
     invocations = InvocationLog()
     forwarder = LambdaForwarder(args.lambda_url, args.lambda_timeout_s, invocations)
     install_lambda_forwarding(forwarder)
+    stop_execution.install()
 
     host_in_url = f"[{args.host}]" if ":" in args.host else args.host
     endpoint = f"http://{host_in_url}:{args.port}"

@@ -71,6 +71,8 @@ class FakeWatch:
                     self._answer(404, b"not found")
                     return
                 fake.calls.append((name, body))
+                if "-slow-" in name:
+                    time.sleep(4)
                 if "-fails-" in name:
                     self._answer(
                         500,
@@ -333,6 +335,40 @@ def test_state_machine_catch_sees_error_type() -> None:
     assert json.loads(output["error"]["Cause"])["errorMessage"] == "it broke", output
     # The first task's output (the echo) is what the second one received.
     assert output["echo"] == {"n": 1}, output
+
+
+def test_a_stopped_execution_is_aborted_while_its_task_still_runs() -> None:
+    # As on AWS: ABORTED when StopExecution answers, not when the Lambda
+    # under way (4 s here) returns, which is what moto does by itself.
+    s = stack()
+    slow = create_function(unique("step-slow"))
+    definition = {
+        "StartAt": "Slow",
+        "States": {
+            "Slow": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": slow, "Payload.$": "$"},
+                "End": True,
+            }
+        },
+    }
+    sfn = s["stepfunctions"]
+    sm = sfn.create_state_machine(
+        name=unique("sm"),
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=sm, name=unique("run"), input="{}")[
+        "executionArn"
+    ]
+    wait_until("the slow task to start", lambda: calls_to(slow.split(":")[-1]))
+    sfn.stop_execution(executionArn=execution, cause="stopped from the console")
+    started = time.monotonic()
+    d = sfn.describe_execution(executionArn=execution)
+    assert d["status"] == "ABORTED", d
+    assert "stopDate" in d, d
+    assert time.monotonic() - started < 1, "answered without waiting for the task"
 
 
 # --------------------------------------------------------------------------
