@@ -232,8 +232,10 @@ mod tests {
                     "func": "stop_random_tasks",
                     "arguments": {"cluster": "c", "service": "web", "task_count": 1}}})
         };
-        let doc = |method: Value| json!({"title": "t", "description": "d", "method": method,
-            "extensions": [{"name": "turbulence", "without_abort_alarms": true}]});
+        let doc = |method: Value| {
+            json!({"title": "t", "description": "d", "method": method,
+            "extensions": [{"name": "turbulence", "without_abort_alarms": true}]})
+        };
         let e = check_document_t(&doc(json!([stop("a", true), stop("b", false)]))).unwrap_err();
         assert!(
             e.contains("'a' and 'b' both stop tasks of service 'web'"),
