@@ -115,6 +115,11 @@ pub async fn run(o: RunOptions) -> Result<u8, Error> {
         }
         (None, _) => input,
     };
+    // Listening before the execution starts: a Ctrl-C from then on says how
+    // to stop it (a listener made later would miss an early one, and the
+    // default handler would end the process without a word).
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| Error::Other(format!("cannot listen for Ctrl-C: {e}")))?;
     let client = aws::connect(o.endpoint_url.as_deref(), o.region.as_deref()).await?;
     let name = o
         .name
@@ -139,7 +144,7 @@ pub async fn run(o: RunOptions) -> Result<u8, Error> {
     say(&format!("execution {arn}"));
     let followed = tokio::select! {
         r = aws::follow(&client, &arn, o.poll, say) => r?,
-        _ = tokio::signal::ctrl_c() => {
+        _ = interrupt.recv() => {
             eprintln!("{}", interrupted_message(&arn, o.endpoint_url.as_deref()));
             return Ok(exit::INTERRUPTED);
         }
