@@ -1269,6 +1269,29 @@ fn check_roles(template: &Template) -> Vec<String> {
                 .or_default()
                 .push((id.to_owned(), service));
         }
+        // A function's ScheduleV2 events run as the scheduler role they name.
+        for (event, body) in resource
+            .props()
+            .get("Events")
+            .and_then(Value::as_mapping)
+            .into_iter()
+            .flatten()
+        {
+            if body.get("Type").and_then(Value::as_str) != Some("ScheduleV2") {
+                continue;
+            }
+            if let Some((role, _)) = body
+                .get("Properties")
+                .and_then(|p| p.get("RoleArn"))
+                .and_then(get_att)
+            {
+                let user = format!("{id}.Events.{}", event.as_str().unwrap_or_default());
+                users
+                    .entry(role)
+                    .or_default()
+                    .push((user, "scheduler.amazonaws.com"));
+            }
+        }
     }
     for (role, _) in template.resources_of_type("AWS::IAM::Role") {
         let Some(of) = users.get(role) else {
