@@ -1,4 +1,4 @@
-//! The fault matrix: nine ways a chaos run goes wrong, on the local stack.
+//! The fault matrix: ten ways a chaos run goes wrong, on the local stack.
 //! After each, the account must be as it was: the service's desiredCount
 //! back at the value recorded before the method, no fault configuration
 //! left, every lock released, the run record gone, and exactly one journal
@@ -461,3 +461,46 @@ async fn row_9_stop_execution_while_a_background_activity_runs() {
     clean(9, "StopExecution while a background activity runs");
 }
 
+/// A target exhausts the account's unreserved concurrency (the local stack
+/// throttles every invocation of a function without reserved concurrency):
+/// the control plane's functions have reserved concurrency, so the run
+/// still aborts on its alarm, rolls back and reports.
+#[tokio::test]
+async fn row_10_the_accounts_unreserved_concurrency_is_exhausted() {
+    let _shared = THROTTLE.read().await;
+    let r = row("m10-starved", true, Reconciler::TasksOnly).await;
+    r.local
+        .limit_unreserved_concurrency(&r.stack, Some(0))
+        .await
+        .unwrap();
+    let execution = r.start(&r.experiment(SLOW)).await;
+    r.until_in_the_hour(&execution).await;
+    // The starvation is real: the stack's own target is throttled.
+    let throttled = r
+        .local
+        .invoke(&r.stack.moderation_function, &json!({"path": "/health"}))
+        .await
+        .expect_err("a function without reserved concurrency is throttled");
+    assert!(
+        throttled.to_string().contains("TooManyRequestsException"),
+        "{throttled}"
+    );
+    r.local
+        .set_alarm_state(&r.stack.abort_alarm, AlarmState::Alarm)
+        .await
+        .unwrap();
+    let done = r.local.wait_for(&execution, RUN_TIMEOUT).await.unwrap();
+    r.local
+        .limit_unreserved_concurrency(&r.stack, None)
+        .await
+        .unwrap();
+    assert_eq!(done.error.as_deref(), Some("ExperimentAborted"), "{done:?}");
+    let m = r.assert_clean(&[&execution], 1).await;
+    assert_eq!(m[0]["journal"]["status"], "aborted");
+    let rollbacks = m[0]["journal"]["rollbacks"].as_array().unwrap();
+    assert!(
+        rollbacks.iter().all(|r| r["status"] == "succeeded"),
+        "{rollbacks:#?}"
+    );
+    clean(10, "unreserved concurrency exhausted by a target");
+}
