@@ -329,7 +329,13 @@ def _install_state_machine_properties() -> None:
             **kwargs_sm,
         )
 
+    def delete(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str) -> None:
+        # From the backend it was created in (a stack replaced under the
+        # same name would otherwise keep the old machine and definition).
+        get_backend(account_id, region_name).delete_state_machine(resource_name)
+
     StateMachine.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign]
+    StateMachine.delete_from_cloudformation_json = classmethod(delete)  # type: ignore[method-assign]
 
 
 def _role_policies_unreadable() -> bool:
@@ -428,7 +434,7 @@ GAPS = [
     ),
     Gap(
         "AWS::StepFunctions::StateMachine properties",
-        f"drops {', '.join(STATE_MACHINE_DROPPED)}, and creates the machine where executions never run",
+        f"drops {', '.join(STATE_MACHINE_DROPPED)}, and creates (and deletes) the machine where executions never run",
         _state_machine_drops_properties,
         _install_state_machine_properties,
     ),

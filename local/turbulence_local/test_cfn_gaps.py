@@ -92,6 +92,11 @@ class Gaps(unittest.TestCase):
             self.assertLess(
                 deployer.deploy("gaps2", {})["seconds"], 5.0, "a stack per test must stay cheap"
             )
+            # Replaced under the same name: the new functions, not the old.
+            again = deployer.deploy("gaps", {"KillSwitchParameter": "/gaps/kill-switch"})
+            machine = sfn.describe_state_machine(stateMachineArn=again["outputs"]["StateMachineArn"])
+            self.assertIn(again["resources"]["PlanFunction"], machine["definition"])
+            self.assertNotIn(resources["PlanFunction"], machine["definition"])
 
     def test_substitute_refuses_a_placeholder_without_a_value(self) -> None:
         self.assertEqual(cfn_gaps.substitute("a${X}b", {"X": 1}), "a1b")
