@@ -197,7 +197,7 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def create_function(name: str, environment: dict[str, str] | None = None) -> str:
+def create_function(name: str) -> str:
     s = stack()
     role_name = unique("role")
     role = s["iam"].create_role(
@@ -224,7 +224,6 @@ def create_function(name: str, environment: dict[str, str] | None = None) -> str
         Role=role,
         Handler="bootstrap",
         Code={"ZipFile": buf.getvalue()},
-        Environment={"Variables": environment or {}},
     )["FunctionArn"]
 
 
@@ -255,16 +254,6 @@ def test_invocations_are_counted_with_their_start_time() -> None:
         seen = json.loads(resp.read())["functions"][name]
     assert seen["count"] == 3, seen
     assert before <= seen["last_started_unix_ms"] <= int(time.time() * 1000), seen
-
-
-def test_a_function_naming_a_binary_runs_that_binary() -> None:
-    s = stack()
-    name = unique("alias")
-    binary = unique("echo")
-    create_function(name, {"TURBULENCE_LOCAL_BINARY": binary})
-    resp = s["lambda"].invoke(FunctionName=name, Payload=b"{}")
-    assert json.loads(resp["Payload"].read())["function"] == binary
-    assert (binary, {}) in s.watch.calls
 
 
 def test_watch_500_becomes_function_error() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
 
 PATH = "/_turbulence/invocations"
 
@@ -35,21 +35,15 @@ class InvocationLog:
         with self.lock:
             return {"functions": {k: dict(v) for k, v in self.functions.items()}}
 
-    def middleware(self, app: Callable[..., Any]) -> Callable[..., Any]:
-        """WSGI: answers `GET PATH` itself, hands everything else to `app`."""
-
-        def serve(environ: dict[str, Any], start_response: Any) -> Any:
-            if environ.get("PATH_INFO", "").rstrip("/") != PATH:
-                return app(environ, start_response)
-            if environ.get("REQUEST_METHOD", "GET") != "GET":
-                body = json.dumps({"message": "GET only"}).encode()
-                start_response("405 Method Not Allowed", [("Content-Type", "application/json")])
-                return [body]
-            body = json.dumps(self.snapshot()).encode()
-            start_response(
-                "200 OK",
-                [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
-            )
+    def handle(self, environ: dict[str, Any], start_response: Any) -> Any:
+        """WSGI, for `PATH`."""
+        if environ.get("REQUEST_METHOD", "GET") != "GET":
+            body = json.dumps({"message": "GET only"}).encode()
+            start_response("405 Method Not Allowed", [("Content-Type", "application/json")])
             return [body]
-
-        return serve
+        body = json.dumps(self.snapshot()).encode()
+        start_response(
+            "200 OK",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
