@@ -165,6 +165,114 @@ async fn run_shows_background_activities_forked_and_joined() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The journal function charts the target over the run: the abort alarm's
+/// metric with its threshold and the moment it fired, and a metric probe's
+/// metric; `report` draws them beside the verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_journal_carries_the_target_over_time_and_its_report_charts_it() {
+    use aws_sdk_cloudwatch::types::MetricDatum;
+    let (local, stack) = setup("series").await;
+    let dir = tempdir("cli-series");
+    let probe_namespace = format!("Turbulence/{}", stack.prefix);
+    for (namespace, metric, value) in [
+        ("Turbulence/Local", "AbortSignal", 0.0),
+        (probe_namespace.as_str(), "Latency", 42.0),
+    ] {
+        local
+            .cloudwatch()
+            .put_metric_data()
+            .namespace(namespace)
+            .metric_data(
+                MetricDatum::builder()
+                    .metric_name(metric)
+                    .value(value)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    // CloudWatch keeps whole seconds: a window ending in the second a
+    // datapoint was put leaves it out.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let latency = json!({
+        "type": "probe", "name": "latency-is-low", "tolerance": {"type": "range", "range": [0, 100]},
+        "provider": {"type": "python", "module": "chaosaws.cloudwatch.probes", "func": "get_metric_statistics",
+            "arguments": {"namespace": probe_namespace, "metric_name": "Latency", "statistic": "Maximum", "duration": 300}}
+    });
+    let doc = json!({
+        "title": "series", "description": "the target over time",
+        "extensions": [{"name": "turbulence", "abort_alarms": [stack.abort_alarm],
+            "time_scale": 0.1, "poll_interval_seconds": 0.5}],
+        "steady-state-hypothesis": {"title": "fast", "probes": [latency]},
+        "method": [{"type": "probe", "name": "read", "pauses": {"after": 60},
+            "provider": {"type": "python", "module": "chaosaws.cloudwatch.probes",
+                "func": "get_alarm_state_value", "arguments": {"alarm_name": stack.abort_alarm}}}]
+    });
+    let execution = local.start_execution(&stack, &doc).await.unwrap();
+    // The abort alarm fires in the method's pause.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    local
+        .set_alarm_state(&stack.abort_alarm, AlarmState::Alarm)
+        .await
+        .unwrap();
+    let done = local
+        .wait_for(&execution, std::time::Duration::from_secs(120))
+        .await
+        .unwrap();
+    assert!(!done.succeeded(), "the alarm aborts the run: {done:?}");
+    let history = local.history(&execution).await.unwrap();
+    let journal = local::journal(&history)
+        .expect("a Journal state ran")
+        .clone();
+    let series = journal["turbulence"]["metrics"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no series in {}", journal["turbulence"]));
+    let alarm = series
+        .iter()
+        .find(|s| s["source"] == "abort alarm")
+        .unwrap_or_else(|| panic!("the abort alarm's metric: {series:?}"));
+    assert!(
+        alarm["title"]
+            .as_str()
+            .unwrap()
+            .contains(&stack.abort_alarm),
+        "{alarm}"
+    );
+    assert!(alarm["threshold"].is_number(), "{alarm}");
+    assert!(
+        alarm["fired_at"].is_string(),
+        "it fired during the run: {alarm}"
+    );
+    assert!(
+        !alarm["lines"][0]["points"].as_array().unwrap().is_empty(),
+        "{alarm}"
+    );
+    let probe = series
+        .iter()
+        .find(|s| s["source"] == "metric probe")
+        .unwrap_or_else(|| panic!("the metric probe's metric: {series:?}"));
+    assert_eq!(probe["lines"][0]["points"][0][1], json!(42.0), "{probe}");
+
+    std::fs::write(dir.join("journal.json"), journal.to_string()).unwrap();
+    let out = Command::new(binary())
+        .args(["report"])
+        .arg(dir.join("journal.json"))
+        .args(["--out", dir.join("report.html").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let target = &html[html
+        .find("<section id=\"target\"")
+        .expect("the target section")..];
+    assert!(
+        target.contains(&stack.abort_alarm) && target.contains("Latency"),
+        "{target}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(local::unique_name(name));
     std::fs::create_dir_all(&dir).unwrap();

@@ -94,10 +94,17 @@ const FUNCTION_CALLS: &[(&str, &[&str])] = &[
             "states:DescribeExecution",
         ],
     ),
-    // The journal removes the run record once every undo ran.
+    // The journal removes the run record once every undo ran, and reads
+    // the target over the run (the abort alarms' and metric probes'
+    // metrics) into the journal.
     (
         "JournalFunction",
-        &["sqs:SendMessage", "ssm:DeleteParameter"],
+        &[
+            "sqs:SendMessage",
+            "ssm:DeleteParameter",
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:GetMetricData",
+        ],
     ),
     // The janitor reads an ended execution and replays its undos.
     (

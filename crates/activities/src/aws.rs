@@ -9,8 +9,8 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::ports::{
-    Alarms, AwsError, DeadLetters, Ecs, Executions, Functions, Invocation, MetricQuery, Metrics,
-    Parameters, PutParameter, Service, Task,
+    AlarmDefinition, Alarms, AwsError, DeadLetters, Ecs, Executions, Functions, Invocation,
+    MetricQuery, Metrics, Parameters, PutParameter, Service, Task,
 };
 
 /// The SDK configuration from the standard chain: region, credentials, and
@@ -235,6 +235,52 @@ impl Alarms for AwsAlarms {
         }
         Ok(states)
     }
+
+    async fn definitions(&self, names: &[String]) -> Result<Vec<AlarmDefinition>, AwsError> {
+        let mut found = Vec::new();
+        for batch in names.chunks(100) {
+            let mut pages = self
+                .0
+                .describe_alarms()
+                .set_alarm_names(Some(batch.to_vec()))
+                .alarm_types(AlarmType::MetricAlarm)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| classify("cloudwatch:DescribeAlarms", e))?;
+                found.extend(page.metric_alarms().iter().filter_map(|a| {
+                    Some(AlarmDefinition {
+                        name: a.alarm_name()?.to_string(),
+                        // An alarm on a metric math expression has no single
+                        // metric to chart.
+                        namespace: a.namespace()?.to_string(),
+                        metric_name: a.metric_name()?.to_string(),
+                        dimensions: a
+                            .dimensions()
+                            .iter()
+                            .filter_map(|d| Some((d.name()?.to_string(), d.value()?.to_string())))
+                            .collect(),
+                        statistic: a
+                            .statistic()
+                            .map(|s| s.as_str().to_string())
+                            .or_else(|| a.extended_statistic().map(str::to_string))?,
+                        period_seconds: a.period()?,
+                        threshold: a.threshold(),
+                        comparison: a
+                            .comparison_operator()
+                            .map(|c| c.as_str().to_string())
+                            .unwrap_or_default(),
+                        state: a
+                            .state_value()
+                            .map(|s| s.as_str().to_string())
+                            .unwrap_or_default(),
+                        state_updated: a.state_updated_timestamp().and_then(offset_time),
+                    })
+                }));
+            }
+        }
+        Ok(found)
+    }
 }
 
 pub struct AwsMetrics(pub aws_sdk_cloudwatch::Client);
@@ -305,7 +351,7 @@ impl Metrics for AwsMetrics {
         Ok(points.into_iter().map(|(_, v)| v).collect())
     }
 
-    async fn data(&self, q: &MetricQuery) -> Result<Vec<f64>, AwsError> {
+    async fn series(&self, q: &MetricQuery) -> Result<Vec<(time::OffsetDateTime, f64)>, AwsError> {
         use aws_sdk_cloudwatch::types::{
             Metric, MetricDataQuery, MetricStat, ScanBy, StandardUnit,
         };
@@ -325,7 +371,7 @@ impl Metrics for AwsMetrics {
             .id("m1")
             .metric_stat(stat)
             .build();
-        let mut values = Vec::new();
+        let mut points = Vec::new();
         let mut pages = self
             .0
             .get_metric_data()
@@ -338,11 +384,21 @@ impl Metrics for AwsMetrics {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify("cloudwatch:GetMetricData", e))?;
             for r in page.metric_data_results() {
-                values.extend_from_slice(r.values());
+                points.extend(
+                    r.timestamps()
+                        .iter()
+                        .zip(r.values())
+                        .filter_map(|(t, v)| Some((offset_time(t)?, *v))),
+                );
             }
         }
-        Ok(values)
+        Ok(points)
     }
+}
+
+fn offset_time(t: &aws_smithy_types::DateTime) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.to_millis().ok()?) * 1_000_000)
+        .ok()
 }
 
 pub struct AwsDeadLetters(pub aws_sdk_sqs::Client);

@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::ports::{
-    Alarms, AwsError, DeadLetters, Ecs, Executions, Functions, Invocation, MetricQuery, Metrics,
-    Parameters, PutParameter, Service, Task,
+    AlarmDefinition, Alarms, AwsError, DeadLetters, Ecs, Executions, Functions, Invocation,
+    MetricQuery, Metrics, Parameters, PutParameter, Service, Task,
 };
 
 #[derive(Default)]
@@ -195,6 +195,7 @@ pub struct FakeAlarms {
     calls: AtomicUsize,
     /// (after this many reads, alarm, state)
     later: Mutex<Option<(usize, String, String)>>,
+    definitions: Mutex<Vec<AlarmDefinition>>,
 }
 
 impl FakeAlarms {
@@ -213,6 +214,14 @@ impl FakeAlarms {
 
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Describe a metric alarm (its state is the one [`Self::set`] gave).
+    pub fn define(&self, alarm: AlarmDefinition) {
+        self.definitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(alarm);
     }
 }
 
@@ -239,6 +248,24 @@ impl Alarms for FakeAlarms {
             .filter_map(|n| states.get(n).map(|s| (n.clone(), s.clone())))
             .collect())
     }
+
+    async fn definitions(&self, names: &[String]) -> Result<Vec<AlarmDefinition>, AwsError> {
+        let states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(self
+            .definitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|d| names.contains(&d.name))
+            .map(|d| AlarmDefinition {
+                state: states
+                    .get(&d.name)
+                    .cloned()
+                    .unwrap_or_else(|| d.state.clone()),
+                ..d.clone()
+            })
+            .collect())
+    }
 }
 
 /// Metrics that answer with the values a test gives, and keep the queries.
@@ -262,8 +289,14 @@ impl Metrics for FakeMetrics {
             .clone())
     }
 
-    async fn data(&self, query: &MetricQuery) -> Result<Vec<f64>, AwsError> {
-        self.statistics(query).await
+    /// The values, one period apart from the query's start.
+    async fn series(
+        &self,
+        query: &MetricQuery,
+    ) -> Result<Vec<(time::OffsetDateTime, f64)>, AwsError> {
+        let values = self.statistics(query).await?;
+        let step = time::Duration::seconds(i64::from(query.period_seconds));
+        Ok((0..).map(|i| query.start + step * i).zip(values).collect())
     }
 }
 

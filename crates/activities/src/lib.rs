@@ -17,8 +17,8 @@ use rand::RngCore;
 use serde_json::{json, Value};
 
 pub use ports::{
-    Alarms, AwsError, DeadLetters, Ecs, Executions, Functions, MetricQuery, Metrics, Parameters,
-    Unavailable,
+    AlarmDefinition, Alarms, AwsError, DeadLetters, Ecs, Executions, Functions, MetricQuery,
+    Metrics, Parameters, Unavailable,
 };
 
 mod lambda;

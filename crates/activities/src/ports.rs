@@ -61,6 +61,27 @@ pub trait Alarms: Send + Sync {
     /// The state value (OK, ALARM, INSUFFICIENT_DATA) of each named alarm
     /// that exists; names missing from the answer do not exist.
     async fn states(&self, names: &[String]) -> Result<BTreeMap<String, String>, AwsError>;
+    /// What each named metric alarm that exists watches (composite alarms
+    /// watch other alarms, not a metric, and are left out).
+    async fn definitions(&self, names: &[String]) -> Result<Vec<AlarmDefinition>, AwsError>;
+}
+
+/// A metric alarm: its metric, threshold and current state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmDefinition {
+    pub name: String,
+    pub namespace: String,
+    pub metric_name: String,
+    pub dimensions: Vec<(String, String)>,
+    /// `Sum`, `Average`, ... or an extended statistic such as `p99`.
+    pub statistic: String,
+    pub period_seconds: i32,
+    pub threshold: Option<f64>,
+    /// `GreaterThanOrEqualToThreshold`, ...
+    pub comparison: String,
+    pub state: String,
+    /// When the alarm last changed state.
+    pub state_updated: Option<time::OffsetDateTime>,
 }
 
 /// One CloudWatch metric over a window.
@@ -82,7 +103,20 @@ pub trait Metrics: Send + Sync {
     /// GetMetricStatistics: one value per datapoint, oldest first.
     async fn statistics(&self, query: &MetricQuery) -> Result<Vec<f64>, AwsError>;
     /// GetMetricData with one MetricStat query: its values, oldest first.
-    async fn data(&self, query: &MetricQuery) -> Result<Vec<f64>, AwsError>;
+    async fn data(&self, query: &MetricQuery) -> Result<Vec<f64>, AwsError> {
+        Ok(self
+            .series(query)
+            .await?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+    /// GetMetricData with one MetricStat query: (timestamp, value), oldest
+    /// first.
+    async fn series(
+        &self,
+        query: &MetricQuery,
+    ) -> Result<Vec<(time::OffsetDateTime, f64)>, AwsError>;
 }
 
 #[async_trait]
@@ -189,6 +223,9 @@ impl Alarms for Unavailable {
     async fn states(&self, _: &[String]) -> Result<BTreeMap<String, String>, AwsError> {
         Err(unavailable("CloudWatch alarms"))
     }
+    async fn definitions(&self, _: &[String]) -> Result<Vec<AlarmDefinition>, AwsError> {
+        Err(unavailable("CloudWatch alarms"))
+    }
 }
 
 #[async_trait]
@@ -196,7 +233,7 @@ impl Metrics for Unavailable {
     async fn statistics(&self, _: &MetricQuery) -> Result<Vec<f64>, AwsError> {
         Err(unavailable("CloudWatch metrics"))
     }
-    async fn data(&self, _: &MetricQuery) -> Result<Vec<f64>, AwsError> {
+    async fn series(&self, _: &MetricQuery) -> Result<Vec<(time::OffsetDateTime, f64)>, AwsError> {
         Err(unavailable("CloudWatch metrics"))
     }
 }

@@ -171,6 +171,9 @@ async fn clean(
         &record.dead_letter_queue_url,
         janitor.dead_letters,
         parameters,
+        // A stopped run's journal goes without the target's series: the
+        // janitor restores, and reads no metrics.
+        None,
     )
     .await?;
     // Removed even when an undo failed: the journal in the dead-letter

@@ -17,10 +17,13 @@ pub mod failure;
 mod guard;
 pub mod janitor;
 pub mod lambda;
+pub mod series;
 
 use std::time::Duration;
 
-use activities::{ActivityError, Context, DeadLetters, NoUndoLog, Parameters, Ports, Watch};
+use activities::{
+    ActivityError, Alarms, Context, DeadLetters, Metrics, NoUndoLog, Parameters, Ports, Watch,
+};
 use experiment::guards::Deployment;
 use experiment::journal::{self, Finished};
 use experiment::plan::{Phase, Step, StepKind};
@@ -891,15 +894,24 @@ fn emit_metrics(emf: &Value) {
     println!("{emf}");
 }
 
+/// Where the journal function reads the target's series from
+/// ([`series::collect`]).
+#[derive(Clone, Copy)]
+pub struct SeriesSources<'a> {
+    pub alarms: &'a dyn Alarms,
+    pub metrics: &'a dyn Metrics,
+}
+
 /// Build the journal and the outcome; a run that did not complete cleanly
 /// goes to the dead-letter queue with its cause.
 pub async fn finish(
     state: State,
     dead_letters: &dyn DeadLetters,
     parameters: &dyn Parameters,
+    sources: SeriesSources<'_>,
 ) -> Result<Finished, Failure> {
     let span = run_span(&state, "journal");
-    finish_in(state, dead_letters, parameters)
+    finish_in(state, dead_letters, parameters, sources)
         .instrument(span)
         .await
 }
@@ -908,21 +920,32 @@ async fn finish_in(
     state: State,
     dead_letters: &dyn DeadLetters,
     parameters: &dyn Parameters,
+    sources: SeriesSources<'_>,
 ) -> Result<Finished, Failure> {
     let queue_url = guard::deployment(&state)?.dead_letter_queue_url.clone();
-    finish_to(state, &queue_url, dead_letters, parameters).await
+    finish_to(state, &queue_url, dead_letters, parameters, Some(sources)).await
 }
 
-/// Build the journal, send a failed run's to `queue_url`, and remove the
-/// run record once every undo has run.
+/// Build the journal (with the target's series when `sources` are given),
+/// send a failed run's to `queue_url`, and remove the run record once every
+/// undo has run.
 pub(crate) async fn finish_to(
     state: State,
     queue_url: &str,
     dead_letters: &dyn DeadLetters,
     parameters: &dyn Parameters,
+    sources: Option<SeriesSources<'_>>,
 ) -> Result<Finished, Failure> {
     let now = OffsetDateTime::now_utc();
-    let finished = journal::journal(&state, now);
+    let mut finished = journal::journal(&state, now);
+    if let Some(sources) = sources {
+        let start = finished.journal["start"]
+            .as_str()
+            .and_then(series::parse_time)
+            .unwrap_or(now);
+        let charts = series::collect(&state, start, now, sources.alarms, sources.metrics).await;
+        finished.journal["turbulence"]["metrics"] = json!(charts);
+    }
     emit_metrics(&journal::metrics(&state, &finished, now));
     if let Some(error) = &finished.outcome.error {
         let body = json!({

@@ -84,6 +84,13 @@ impl World {
         }
     }
 
+    fn sources(&self) -> crate::SeriesSources<'_> {
+        crate::SeriesSources {
+            alarms: &*self.alarms,
+            metrics: &self.metrics,
+        }
+    }
+
     fn new() -> World {
         let alarms = std::sync::Arc::new(FakeAlarms::default());
         alarms.set(ALARM, "OK");
@@ -120,7 +127,7 @@ impl World {
             Err(f) => {
                 let mut s = start(doc);
                 s.error = Some(f.caught());
-                let finished = finish(s.clone(), &self.dlq, &self.parameters)
+                let finished = finish(s.clone(), &self.dlq, &self.parameters, self.sources())
                     .await
                     .unwrap();
                 return (s, finished);
@@ -166,7 +173,7 @@ impl World {
                 break;
             }
         }
-        let finished = finish(state.clone(), &self.dlq, &self.parameters)
+        let finished = finish(state.clone(), &self.dlq, &self.parameters, self.sources())
             .await
             .unwrap();
         (state, finished)

@@ -102,7 +102,17 @@ async fn every_log_line_is_json_with_the_execution_and_the_step() {
             break;
         }
     }
-    finish(state, &dlq, &parameters).await.unwrap();
+    finish(
+        state,
+        &dlq,
+        &parameters,
+        engine::SeriesSources {
+            alarms: &alarms,
+            metrics: &metrics,
+        },
+    )
+    .await
+    .unwrap();
     drop(guard);
 
     let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
