@@ -153,7 +153,7 @@ mod tests {
         let doc = |method: Value| json!({"title": "t", "description": "d", "method": method});
         let e = check_document_t(&doc(json!([stop("a", true), stop("b", false)]))).unwrap_err();
         assert!(
-            e.contains("'a' and 'b' both stop tasks of service 'web'"),
+            e.contains("'a' and 'b' both take from ECS service 'web'"),
             "{e}"
         );
         assert!(check_document_t(&doc(json!([stop("a", false), stop("b", false)]))).is_ok());
