@@ -113,6 +113,14 @@ pub struct Stack {
     pub kill_switch: String,
 }
 
+/// What a target function is set to (`function_settings`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionSettings {
+    pub reserved: Option<i32>,
+    pub timeout: i32,
+    pub memory_size: i32,
+}
+
 /// What `create_ecs_target` should create.
 #[derive(Clone, Debug)]
 pub struct EcsTargetSpec {
@@ -396,6 +404,77 @@ impl LocalStack {
             .await
             .map_err(aws(format!("CreateFunction {name}")))?;
         Ok(name.to_string())
+    }
+
+    /// A target function's reserved concurrency, timeout and memory.
+    pub async fn function_settings(&self, name: &str) -> Result<FunctionSettings> {
+        let config = self
+            .lambda
+            .get_function_configuration()
+            .function_name(name)
+            .send()
+            .await
+            .map_err(aws(format!("GetFunctionConfiguration {name}")))?;
+        let reserved = self
+            .lambda
+            .get_function_concurrency()
+            .function_name(name)
+            .send()
+            .await
+            .map_err(aws(format!("GetFunctionConcurrency {name}")))?
+            .reserved_concurrent_executions();
+        Ok(FunctionSettings {
+            reserved,
+            timeout: config.timeout().unwrap_or_default(),
+            memory_size: config.memory_size().unwrap_or_default(),
+        })
+    }
+
+    /// A queue feeding `function` through an event source mapping, enabled.
+    /// Returns the mapping's UUID.
+    pub async fn create_event_source_mapping(&self, function: &str) -> Result<String> {
+        let queue = self
+            .sqs
+            .create_queue()
+            .queue_name(format!("{function}-feed"))
+            .send()
+            .await
+            .map_err(aws(format!("CreateQueue {function}-feed")))?;
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue.queue_url().unwrap_or_default())
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(aws("GetQueueAttributes".to_string()))?;
+        let arn = attributes
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .cloned()
+            .unwrap_or_default();
+        let mapping = self
+            .lambda
+            .create_event_source_mapping()
+            .function_name(function)
+            .event_source_arn(arn)
+            .enabled(true)
+            .send()
+            .await
+            .map_err(aws(format!("CreateEventSourceMapping {function}")))?;
+        Ok(mapping.uuid().unwrap_or_default().to_string())
+    }
+
+    /// An event source mapping's state: `Enabled`, `Disabled`, ...
+    pub async fn event_source_mapping_state(&self, uuid: &str) -> Result<String> {
+        let mapping = self
+            .lambda
+            .get_event_source_mapping()
+            .uuid(uuid)
+            .send()
+            .await
+            .map_err(aws(format!("GetEventSourceMapping {uuid}")))?;
+        Ok(mapping.state().unwrap_or_default().to_string())
     }
 
     // ----------------------------------------------------------------------

@@ -455,3 +455,91 @@ async fn row_9_stop_execution_while_a_background_activity_runs() {
     );
     clean(9, "StopExecution while a background activity runs");
 }
+
+/// Until `ok` holds, polled for up to a minute (the janitor works
+/// asynchronously).
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut ok: impl FnMut() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ok().await {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+async fn row_11_stop_execution_while_a_function_is_throttled() {
+    let _shared = THROTTLE.read().await;
+    let (local, stack) = LocalStack::for_tests_with_stack("m11-lambda").await;
+    let function = local
+        .create_target_function(&format!("{}-fn", stack.prefix), true)
+        .await
+        .unwrap();
+    let mapping = local.create_event_source_mapping(&function).await.unwrap();
+    let before = local.function_settings(&function).await.unwrap();
+    let action = |name: &str, func: &str, arguments: Value| {
+        json!({"type": "action", "name": name, "provider": {"type": "python",
+            "module": "chaosaws.awslambda.actions", "func": func, "arguments": arguments}})
+    };
+    let mut throttle = action(
+        "throttle",
+        "put_function_concurrency",
+        json!({"function_name": function, "concurrent_executions": 0}),
+    );
+    throttle["pauses"] = json!({"after": 3600});
+    let doc = json!({
+        "title": "a function throttled for an hour",
+        "description": "stopped from the console in the middle",
+        "method": [
+            action("slow down", "put_function_timeout", json!({"function_name": function, "timeout": 30})),
+            action("stop the feed", "toggle_event_source_mapping_state", json!({"event_uuid": mapping, "enabled": false})),
+            throttle,
+        ],
+        "extensions": [{"name": "turbulence", "abort_alarms": [stack.abort_alarm],
+            "poll_interval_seconds": POLL_SECONDS, "time_scale": SLOW}],
+    });
+    let execution = local.start_execution(&stack, &doc).await.unwrap();
+    eventually("the throttle", || async {
+        local.function_settings(&function).await.unwrap().reserved == Some(0)
+    })
+    .await;
+    // In the hour's wait now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        local.event_source_mapping_state(&mapping).await.unwrap(),
+        "Disabled"
+    );
+    local
+        .sfn()
+        .stop_execution()
+        .execution_arn(&execution)
+        .cause("stopped from the console")
+        .send()
+        .await
+        .unwrap();
+    let done = local.wait_for(&execution, RUN_TIMEOUT).await.unwrap();
+    assert_eq!(done.status, "ABORTED");
+    eventually("the janitor's undos", || async {
+        local.function_settings(&function).await.unwrap() == before
+            && local.event_source_mapping_state(&mapping).await.unwrap() == "Enabled"
+    })
+    .await;
+    let record = experiment::guards::RunRecord::parameter(&execution).unwrap();
+    eventually("the run record's removal", || async {
+        local.parameter(&record).await.unwrap().is_none()
+    })
+    .await;
+    for lock in [
+        format!("{}lambda/{function}", experiment::guards::LOCK_PREFIX),
+        format!("{}lambda-esm/{mapping}", experiment::guards::LOCK_PREFIX),
+    ] {
+        assert_eq!(
+            local.parameter(&lock).await.unwrap(),
+            None,
+            "{lock} released"
+        );
+    }
+    let messages = local.dlq_messages(&stack).await.unwrap();
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert_eq!(messages[0]["error"], "ExperimentInterrupted");
+    clean(11, "StopExecution while a function is throttled");
+}

@@ -203,6 +203,7 @@ const STAR_RESOURCE_ALLOWED: &[(&str, Option<&str>, &str)] = &[
     ),
     ("cloudwatch:GetMetricStatistics", None, NO_RESOURCE_LEVEL),
     ("cloudwatch:GetMetricData", None, NO_RESOURCE_LEVEL),
+    ("lambda:ListEventSourceMappings", None, NO_RESOURCE_LEVEL),
     ("xray:PutTraceSegments", None, NO_RESOURCE_LEVEL),
     ("xray:PutTelemetryRecords", None, NO_RESOURCE_LEVEL),
     ("xray:GetSamplingRules", None, NO_RESOURCE_LEVEL),

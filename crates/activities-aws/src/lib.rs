@@ -46,7 +46,10 @@ where
     match code.as_deref() {
         Some(c) if THROTTLING_CODES.contains(&c) => AwsError::Throttled(text),
         Some(
-            "ClusterNotFoundException" | "ServiceNotFoundException" | "ServiceNotActiveException",
+            "ClusterNotFoundException"
+            | "ServiceNotFoundException"
+            | "ServiceNotActiveException"
+            | "ResourceNotFoundException",
         ) => AwsError::NotFound(text),
         _ => AwsError::Other(text),
     }

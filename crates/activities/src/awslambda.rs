@@ -11,11 +11,11 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::catalogue::{
-    int, json as any_json, one_of, tagged, text, Activity, Call, Module, OptIn, Refusal, Resource,
-    ResourceType, Revert,
+    flag, int, json as any_json, one_of, read, scoped, spec, tagged, text, Activity, Call, Module,
+    OptIn, Refusal, Resource, ResourceType, Revert, Rule,
 };
 use crate::ports::{unavailable, AwsError, Unavailable};
-use crate::{run, ActivityError, Context, Outcome, Ports, Watch};
+use crate::{run, ActivityError, Context, Outcome, Ports, Undo, Watch};
 
 /// What one Lambda invocation returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +36,82 @@ pub trait Functions: Send + Sync {
         qualifier: Option<&str>,
     ) -> Result<Invocation, AwsError>;
     async fn tags(&self, function_name: &str) -> Result<BTreeMap<String, String>, AwsError>;
+    /// GetFunctionConfiguration.
+    async fn configuration(
+        &self,
+        function_name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<FunctionConfig, AwsError>;
+    /// UpdateFunctionConfiguration of what `update` sets.
+    async fn update_configuration(
+        &self,
+        function_name: &str,
+        update: &ConfigUpdate,
+    ) -> Result<FunctionConfig, AwsError>;
+    /// The reserved concurrency; `None` when none is reserved.
+    async fn concurrency(&self, function_name: &str) -> Result<Option<i32>, AwsError>;
+    async fn put_concurrency(&self, function_name: &str, reserved: i32) -> Result<(), AwsError>;
+    async fn delete_concurrency(&self, function_name: &str) -> Result<(), AwsError>;
+    /// ListEventSourceMappings of a function or an event source (or both).
+    async fn event_source_mappings(
+        &self,
+        function_name: Option<&str>,
+        source_arn: Option<&str>,
+    ) -> Result<Vec<EventSourceMapping>, AwsError>;
+    async fn event_source_mapping(&self, uuid: &str) -> Result<EventSourceMapping, AwsError>;
+    /// UpdateEventSourceMapping's `Enabled`.
+    async fn enable_event_source_mapping(
+        &self,
+        uuid: &str,
+        enabled: bool,
+    ) -> Result<EventSourceMapping, AwsError>;
+}
+
+/// What a function is configured with (GetFunctionConfiguration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionConfig {
+    pub name: String,
+    pub arn: String,
+    pub timeout: i32,
+    pub memory_size: i32,
+    pub last_update_status: Option<String>,
+}
+
+/// What an UpdateFunctionConfiguration sets (the rest stays).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigUpdate {
+    pub timeout: Option<i32>,
+    pub memory_size: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSourceMapping {
+    pub uuid: String,
+    /// `Enabled`, `Disabled`, `Enabling`, `Disabling`, `Creating`, ...
+    pub state: String,
+    pub function_arn: String,
+    pub event_source_arn: String,
+    pub batch_size: Option<i32>,
+}
+
+impl EventSourceMapping {
+    /// Whether it is (or is becoming) enabled.
+    pub fn enabled(&self) -> bool {
+        matches!(
+            self.state.as_str(),
+            "Enabled" | "Enabling" | "Creating" | "Updating"
+        )
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "UUID": self.uuid,
+            "State": self.state,
+            "FunctionArn": self.function_arn,
+            "EventSourceArn": self.event_source_arn,
+            "BatchSize": self.batch_size,
+        })
+    }
 }
 
 #[async_trait]
@@ -50,6 +126,42 @@ impl Functions for Unavailable {
         Err(unavailable("Lambda"))
     }
     async fn tags(&self, _: &str) -> Result<BTreeMap<String, String>, AwsError> {
+        Err(unavailable("Lambda"))
+    }
+    async fn configuration(&self, _: &str, _: Option<&str>) -> Result<FunctionConfig, AwsError> {
+        Err(unavailable("Lambda"))
+    }
+    async fn update_configuration(
+        &self,
+        _: &str,
+        _: &ConfigUpdate,
+    ) -> Result<FunctionConfig, AwsError> {
+        Err(unavailable("Lambda"))
+    }
+    async fn concurrency(&self, _: &str) -> Result<Option<i32>, AwsError> {
+        Err(unavailable("Lambda"))
+    }
+    async fn put_concurrency(&self, _: &str, _: i32) -> Result<(), AwsError> {
+        Err(unavailable("Lambda"))
+    }
+    async fn delete_concurrency(&self, _: &str) -> Result<(), AwsError> {
+        Err(unavailable("Lambda"))
+    }
+    async fn event_source_mappings(
+        &self,
+        _: Option<&str>,
+        _: Option<&str>,
+    ) -> Result<Vec<EventSourceMapping>, AwsError> {
+        Err(unavailable("Lambda"))
+    }
+    async fn event_source_mapping(&self, _: &str) -> Result<EventSourceMapping, AwsError> {
+        Err(unavailable("Lambda"))
+    }
+    async fn enable_event_source_mapping(
+        &self,
+        _: &str,
+        _: bool,
+    ) -> Result<EventSourceMapping, AwsError> {
         Err(unavailable("Lambda"))
     }
 }
@@ -73,6 +185,41 @@ pub static FUNCTION: ResourceType = ResourceType {
         iam: &["lambda:GetFunction"],
     },
 };
+
+/// An event source mapping opts in through the function it invokes: the
+/// function's tags are its tags.
+fn mapping_tags<'a>(
+    r: &'a Resource,
+    ports: &'a Ports<'a>,
+) -> futures_util::future::BoxFuture<'a, Result<BTreeMap<String, String>, AwsError>> {
+    Box::pin(async move {
+        let mapping = ports.functions.event_source_mapping(&r.id).await?;
+        ports.functions.tags(&mapping.function_arn).await
+    })
+}
+
+/// An event source mapping (a queue or stream feeding a function), by
+/// UUID.
+pub static EVENT_SOURCE_MAPPING: ResourceType = ResourceType {
+    service: "lambda",
+    name: "event-source-mapping",
+    noun: "Lambda event source mapping",
+    parent: None,
+    lock: "lambda-esm",
+    opt_in: OptIn::Tag {
+        read: mapping_tags,
+        iam: &["lambda:GetEventSourceMapping", "lambda:GetFunction"],
+    },
+};
+
+const PUT_CONCURRENCY: &str = "chaosaws.awslambda.actions.put_function_concurrency";
+const DELETE_CONCURRENCY: &str = "chaosaws.awslambda.actions.delete_function_concurrency";
+const PUT_TIMEOUT: &str = "chaosaws.awslambda.actions.put_function_timeout";
+const PUT_MEMORY: &str = "chaosaws.awslambda.actions.put_function_memory_size";
+const TOGGLE_MAPPING: &str = "chaosaws.awslambda.actions.toggle_event_source_mapping_state";
+/// UpdateEventSourceMapping supports no resource tags of the mapping's
+/// function; its grant is narrowed by `lambda:FunctionArn` instead.
+const MAPPING_FENCE: &str = "conditioned on lambda:FunctionArn within TargetFunctionNamePattern; the mapping's function must carry the opt-in tag (checked at Plan)";
 
 /// The most invocations one `invoke_function_repeatedly` makes.
 pub const MAX_INVOCATIONS: i64 = 10_000;
@@ -115,31 +262,94 @@ pub static MODULE: Module = Module {
         .undo(Revert::NotNeeded("an invocation changes nothing Turbulence can put back"))
         .iam(&[tagged("lambda:InvokeFunction")])
         .example(r#"{"function_name": "moderation", "count": 200, "concurrency": 4}"#),
+        Activity::action(PUT_CONCURRENCY, run!(put_function_concurrency))
+            .doc("Reserves `concurrent_executions` for the function: 0 throttles every invocation. The undo puts back the reservation it found, or deletes the one it made. Output: `ReservedConcurrentExecutions`.")
+            .params(&[text("function_name"), int("concurrent_executions", 0, 1_000_000)])
+            .touches(&[&FUNCTION], function)
+            .undo(Revert::By(&[PUT_CONCURRENCY, DELETE_CONCURRENCY]))
+            .iam(&[
+                read("lambda:GetFunctionConcurrency"),
+                tagged("lambda:PutFunctionConcurrency"),
+            ])
+            .example(r#"{"function_name": "moderation", "concurrent_executions": 0}"#),
+        Activity::action(DELETE_CONCURRENCY, run!(delete_function_concurrency))
+            .doc("Removes the function's reserved concurrency; the undo reserves what it found again. Nothing reserved: nothing changes.")
+            .params(&[text("function_name")])
+            .touches(&[&FUNCTION], function)
+            .undo(Revert::By(&[PUT_CONCURRENCY]))
+            .iam(&[
+                read("lambda:GetFunctionConcurrency"),
+                tagged("lambda:DeleteFunctionConcurrency"),
+            ])
+            .example(r#"{"function_name": "moderation"}"#),
+        Activity::action(PUT_TIMEOUT, run!(put_function_timeout))
+            .doc("Sets the function's timeout (seconds); the undo sets the one it found. Output: `FunctionName`, `Timeout`, `MemorySize`, `LastUpdateStatus`.")
+            .params(&[text("function_name"), int("timeout", 1, 900)])
+            .touches(&[&FUNCTION], function)
+            .undo(Revert::By(&[PUT_TIMEOUT]))
+            .iam(&[
+                read("lambda:GetFunctionConfiguration"),
+                tagged("lambda:UpdateFunctionConfiguration"),
+            ])
+            .example(r#"{"function_name": "moderation", "timeout": 1}"#),
+        Activity::action(PUT_MEMORY, run!(put_function_memory_size))
+            .doc("Sets the function's memory (MB); the undo sets the size it found. Output as `put_function_timeout`.")
+            .params(&[text("function_name"), int("memory_size", 128, 10_240)])
+            .touches(&[&FUNCTION], function)
+            .undo(Revert::By(&[PUT_MEMORY]))
+            .iam(&[
+                read("lambda:GetFunctionConfiguration"),
+                tagged("lambda:UpdateFunctionConfiguration"),
+            ])
+            .example(r#"{"function_name": "moderation", "memory_size": 128}"#),
+        Activity::action(TOGGLE_MAPPING, run!(toggle_event_source_mapping_state))
+            .doc("Enables or disables an event source mapping (the queue or stream stops feeding its function); the undo puts back the state it found. The mapping's function must opt in. Output: the mapping's `UUID`, `State`, `FunctionArn`, `EventSourceArn`, `BatchSize`.")
+            .params(&[text("event_uuid"), flag("enabled")])
+            .touches(&[&EVENT_SOURCE_MAPPING], mapping)
+            .undo(Revert::By(&[TOGGLE_MAPPING]))
+            .iam(&[
+                read("lambda:GetEventSourceMapping"),
+                scoped("lambda:UpdateEventSourceMapping", MAPPING_FENCE),
+            ])
+            .example(r#"{"event_uuid": "a1b2c3d4-5678-90ab-cdef-11111EXAMPLE", "enabled": false}"#),
+        Activity::probe(
+            "chaosaws.awslambda.probes.get_function_concurrency",
+            run!(get_function_concurrency),
+        )
+        .doc("The reserved concurrency, or `null` when none is reserved (chaosaws raises a KeyError then).")
+        .params(&[text("function_name")])
+        .iam(&[read("lambda:GetFunctionConcurrency")])
+        .example(r#"{"function_name": "moderation"}"#),
+        Activity::probe(
+            "chaosaws.awslambda.probes.get_function_timeout",
+            run!(get_function_timeout),
+        )
+        .doc("The timeout in seconds.")
+        .params(&[text("function_name"), text("qualifier").optional()])
+        .iam(&[read("lambda:GetFunctionConfiguration")])
+        .example(r#"{"function_name": "moderation"}"#),
+        Activity::probe(
+            "chaosaws.awslambda.probes.get_function_memory_size",
+            run!(get_function_memory_size),
+        )
+        .doc("The memory size in MB.")
+        .params(&[text("function_name"), text("qualifier").optional()])
+        .iam(&[read("lambda:GetFunctionConfiguration")])
+        .example(r#"{"function_name": "moderation"}"#),
+        Activity::probe(
+            "chaosaws.awslambda.probes.list_event_source_mapping",
+            run!(list_event_source_mapping),
+        )
+        .doc("`EventSourceMappings`: each with `UUID`, `State`, `FunctionArn`, `EventSourceArn`, `BatchSize`.")
+        .params(&[text("source_arn").optional(), text("function_name").optional()])
+        .rules(&[Rule::AtLeastOne(&["source_arn", "function_name"])])
+        .iam(&[read("lambda:ListEventSourceMappings")])
+        .example(r#"{"function_name": "moderation"}"#),
     ],
     refused: &[
         Refusal::destructive(
             "chaosaws.awslambda.actions.delete_event_source_mapping",
             "the mapping is gone, and a new one starts from a different position in its stream or queue",
-        ),
-        Refusal::not_native(
-            "chaosaws.awslambda.actions.put_function_concurrency",
-            "not in the catalogue yet",
-        ),
-        Refusal::not_native(
-            "chaosaws.awslambda.actions.delete_function_concurrency",
-            "not in the catalogue yet",
-        ),
-        Refusal::not_native(
-            "chaosaws.awslambda.actions.put_function_timeout",
-            "not in the catalogue yet",
-        ),
-        Refusal::not_native(
-            "chaosaws.awslambda.actions.put_function_memory_size",
-            "not in the catalogue yet",
-        ),
-        Refusal::not_native(
-            "chaosaws.awslambda.actions.toggle_event_source_mapping_state",
-            "not in the catalogue yet",
         ),
         Refusal::not_native("chaosaws.awslambda.actions.add_layer", "not in the catalogue yet"),
         Refusal::not_native("chaosaws.awslambda.actions.remove_layer", "not in the catalogue yet"),
@@ -159,27 +369,228 @@ pub static MODULE: Module = Module {
             "chaosaws.awslambda.actions.remove_error",
             "it drives chaosaws's own chaos layer; turbulence.faults.actions.clear_lambda_faults clears what inject_lambda_faults set",
         ),
-        Refusal::not_native(
-            "chaosaws.awslambda.probes.get_function_concurrency",
-            "not in the catalogue yet",
-        ),
-        Refusal::not_native(
-            "chaosaws.awslambda.probes.get_function_timeout",
-            "not in the catalogue yet",
-        ),
-        Refusal::not_native(
-            "chaosaws.awslambda.probes.get_function_memory_size",
-            "not in the catalogue yet",
-        ),
-        Refusal::not_native(
-            "chaosaws.awslambda.probes.list_event_source_mapping",
-            "not in the catalogue yet",
-        ),
     ],
 };
 
 fn function(c: &Call) -> Vec<Resource> {
     vec![FUNCTION.of(c.text("function_name"))]
+}
+
+fn mapping(c: &Call) -> Vec<Resource> {
+    vec![EVENT_SOURCE_MAPPING.of(c.text("event_uuid"))]
+}
+
+fn i32_arg(c: &Call, name: &str) -> i32 {
+    i32::try_from(c.int(name)).unwrap_or(i32::MAX)
+}
+
+async fn put_function_concurrency(
+    c: &Call,
+    ports: &Ports<'_>,
+    ctx: &mut Context<'_>,
+) -> Result<Outcome, ActivityError> {
+    let (name, reserved) = (c.text("function_name"), i32_arg(c, "concurrent_executions"));
+    let before = ports.functions.concurrency(name).await?;
+    let undo = match before {
+        Some(n) if n == reserved => None,
+        Some(n) => Some(Undo {
+            name: format!("reserve {n} concurrent executions of '{name}' again"),
+            call: spec(
+                PUT_CONCURRENCY,
+                json!({"function_name": name, "concurrent_executions": n}),
+            ),
+        }),
+        None => Some(Undo {
+            name: format!("remove the reserved concurrency of '{name}'"),
+            call: spec(DELETE_CONCURRENCY, json!({"function_name": name})),
+        }),
+    };
+    if let Some(undo) = &undo {
+        ctx.undo_log.will_change(undo).await?;
+    }
+    ports.functions.put_concurrency(name, reserved).await?;
+    Ok(Outcome {
+        output: json!({"ReservedConcurrentExecutions": reserved}),
+        detail: Some(json!({"previous": before})),
+        undo,
+    })
+}
+
+async fn delete_function_concurrency(
+    c: &Call,
+    ports: &Ports<'_>,
+    ctx: &mut Context<'_>,
+) -> Result<Outcome, ActivityError> {
+    let name = c.text("function_name");
+    let Some(before) = ports.functions.concurrency(name).await? else {
+        return Ok(Outcome {
+            output: json!({}),
+            detail: Some(json!({"previous": null})),
+            undo: None,
+        });
+    };
+    let undo = Undo {
+        name: format!("reserve {before} concurrent executions of '{name}' again"),
+        call: spec(
+            PUT_CONCURRENCY,
+            json!({"function_name": name, "concurrent_executions": before}),
+        ),
+    };
+    ctx.undo_log.will_change(&undo).await?;
+    ports.functions.delete_concurrency(name).await?;
+    Ok(Outcome {
+        output: json!({}),
+        detail: Some(json!({"previous": before})),
+        undo: Some(undo),
+    })
+}
+
+fn config_json(c: &FunctionConfig) -> Value {
+    json!({
+        "FunctionName": c.name,
+        "FunctionArn": c.arn,
+        "Timeout": c.timeout,
+        "MemorySize": c.memory_size,
+        "LastUpdateStatus": c.last_update_status,
+    })
+}
+
+/// Set one of a function's settings (`timeout`, `memory_size`) and record
+/// the undo that sets what it found.
+async fn put_setting(
+    c: &Call,
+    ports: &Ports<'_>,
+    ctx: &mut Context<'_>,
+    (param, undo_with, what): (&str, &str, &str),
+) -> Result<Outcome, ActivityError> {
+    let (name, wanted) = (c.text("function_name"), i32_arg(c, param));
+    let before = ports.functions.configuration(name, None).await?;
+    let found = if param == "timeout" {
+        before.timeout
+    } else {
+        before.memory_size
+    };
+    let undo = (found != wanted).then(|| Undo {
+        name: format!("set the {what} of '{name}' back to {found}"),
+        call: spec(undo_with, json!({"function_name": name, param: found})),
+    });
+    if let Some(undo) = &undo {
+        ctx.undo_log.will_change(undo).await?;
+    }
+    let update = if param == "timeout" {
+        ConfigUpdate {
+            timeout: Some(wanted),
+            ..ConfigUpdate::default()
+        }
+    } else {
+        ConfigUpdate {
+            memory_size: Some(wanted),
+            ..ConfigUpdate::default()
+        }
+    };
+    let after = ports.functions.update_configuration(name, &update).await?;
+    Ok(Outcome {
+        output: config_json(&after),
+        detail: Some(json!({"previous": found})),
+        undo,
+    })
+}
+
+async fn put_function_timeout(
+    c: &Call,
+    ports: &Ports<'_>,
+    ctx: &mut Context<'_>,
+) -> Result<Outcome, ActivityError> {
+    put_setting(c, ports, ctx, ("timeout", PUT_TIMEOUT, "timeout")).await
+}
+
+async fn put_function_memory_size(
+    c: &Call,
+    ports: &Ports<'_>,
+    ctx: &mut Context<'_>,
+) -> Result<Outcome, ActivityError> {
+    put_setting(c, ports, ctx, ("memory_size", PUT_MEMORY, "memory size")).await
+}
+
+async fn toggle_event_source_mapping_state(
+    c: &Call,
+    ports: &Ports<'_>,
+    ctx: &mut Context<'_>,
+) -> Result<Outcome, ActivityError> {
+    let (uuid, enabled) = (c.text("event_uuid"), c.flag("enabled"));
+    let before = ports.functions.event_source_mapping(uuid).await?;
+    let undo = (before.enabled() != enabled).then(|| Undo {
+        name: format!(
+            "{} event source mapping '{uuid}' again",
+            if before.enabled() {
+                "enable"
+            } else {
+                "disable"
+            }
+        ),
+        call: spec(
+            TOGGLE_MAPPING,
+            json!({"event_uuid": uuid, "enabled": before.enabled()}),
+        ),
+    });
+    if let Some(undo) = &undo {
+        ctx.undo_log.will_change(undo).await?;
+    }
+    let after = ports
+        .functions
+        .enable_event_source_mapping(uuid, enabled)
+        .await?;
+    Ok(Outcome {
+        output: after.to_json(),
+        detail: Some(json!({"previous_state": before.state})),
+        undo,
+    })
+}
+
+async fn get_function_concurrency(
+    c: &Call,
+    ports: &Ports<'_>,
+    _: &mut Context<'_>,
+) -> Result<Outcome, ActivityError> {
+    let reserved = ports.functions.concurrency(c.text("function_name")).await?;
+    Ok(Outcome::output(json!(reserved)))
+}
+
+async fn get_function_timeout(
+    c: &Call,
+    ports: &Ports<'_>,
+    _: &mut Context<'_>,
+) -> Result<Outcome, ActivityError> {
+    let config = ports
+        .functions
+        .configuration(c.text("function_name"), c.opt_text("qualifier"))
+        .await?;
+    Ok(Outcome::output(json!(config.timeout)))
+}
+
+async fn get_function_memory_size(
+    c: &Call,
+    ports: &Ports<'_>,
+    _: &mut Context<'_>,
+) -> Result<Outcome, ActivityError> {
+    let config = ports
+        .functions
+        .configuration(c.text("function_name"), c.opt_text("qualifier"))
+        .await?;
+    Ok(Outcome::output(json!(config.memory_size)))
+}
+
+async fn list_event_source_mapping(
+    c: &Call,
+    ports: &Ports<'_>,
+    _: &mut Context<'_>,
+) -> Result<Outcome, ActivityError> {
+    let mappings = ports
+        .functions
+        .event_source_mappings(c.opt_text("function_name"), c.opt_text("source_arn"))
+        .await?;
+    let mappings: Vec<Value> = mappings.iter().map(EventSourceMapping::to_json).collect();
+    Ok(Outcome::output(json!({"EventSourceMappings": mappings})))
 }
 
 async fn invoke_function(
@@ -530,5 +941,156 @@ mod tests {
         );
         let out = t.run(&repeatedly).await.unwrap().output;
         assert_eq!(out["outcomes"], json!({"invoke-failed": 3}));
+    }
+
+    fn with_function() -> T {
+        let mut t = T::new(FakeEcs::default());
+        t.functions = FakeFunctions::default()
+            .with_function("f", 3, 128)
+            .with_mapping("m-1", "f", true);
+        t
+    }
+
+    #[tokio::test]
+    async fn concurrency_is_reserved_and_the_undo_removes_or_restores_it() {
+        let mut t = with_function();
+        let zero = call(
+            PUT_CONCURRENCY,
+            json!({"function_name": "f", "concurrent_executions": 0}),
+        );
+        let out = t.run(&zero).await.unwrap();
+        assert_eq!(out.output, json!({"ReservedConcurrentExecutions": 0}));
+        assert_eq!(t.functions.settings("f"), Some((3, 128, Some(0))));
+        let undo = out.undo.unwrap();
+        assert_eq!(undo.call.function, DELETE_CONCURRENCY);
+        assert_eq!(
+            t.undo_log.undos(),
+            vec![undo.clone()],
+            "logged before the change"
+        );
+        t.run(&Call::parse(&undo.call).unwrap()).await.unwrap();
+        assert_eq!(t.functions.settings("f"), Some((3, 128, None)));
+
+        // A reservation it found is put back as it was.
+        t.functions.put_concurrency("f", 5).await.unwrap();
+        let undo = t.run(&zero).await.unwrap().undo.unwrap();
+        assert_eq!(undo.call.arguments["concurrent_executions"], json!(5));
+        t.run(&Call::parse(&undo.call).unwrap()).await.unwrap();
+        assert_eq!(t.functions.settings("f"), Some((3, 128, Some(5))));
+        // Asked for what it is already: nothing to undo.
+        let five = call(
+            PUT_CONCURRENCY,
+            json!({"function_name": "f", "concurrent_executions": 5}),
+        );
+        assert!(t.run(&five).await.unwrap().undo.is_none());
+    }
+
+    #[tokio::test]
+    async fn no_undo_on_record_means_no_change() {
+        let mut t = with_function();
+        t.undo_log.fail = true;
+        let zero = call(
+            PUT_CONCURRENCY,
+            json!({"function_name": "f", "concurrent_executions": 0}),
+        );
+        assert!(t.run(&zero).await.is_err());
+        let timeout = call(PUT_TIMEOUT, json!({"function_name": "f", "timeout": 30}));
+        assert!(t.run(&timeout).await.is_err());
+        let off = call(
+            TOGGLE_MAPPING,
+            json!({"event_uuid": "m-1", "enabled": false}),
+        );
+        assert!(t.run(&off).await.is_err());
+        assert_eq!(t.functions.settings("f"), Some((3, 128, None)));
+        assert_eq!(t.functions.mapping_state("m-1").as_deref(), Some("Enabled"));
+    }
+
+    #[tokio::test]
+    async fn deleting_a_reservation_records_it_and_deleting_none_changes_nothing() {
+        let mut t = with_function();
+        let delete = call(DELETE_CONCURRENCY, json!({"function_name": "f"}));
+        let out = t.run(&delete).await.unwrap();
+        assert!(out.undo.is_none());
+        assert!(t.undo_log.undos().is_empty());
+        t.functions.put_concurrency("f", 7).await.unwrap();
+        let undo = t.run(&delete).await.unwrap().undo.unwrap();
+        assert_eq!(t.functions.settings("f"), Some((3, 128, None)));
+        t.run(&Call::parse(&undo.call).unwrap()).await.unwrap();
+        assert_eq!(t.functions.settings("f"), Some((3, 128, Some(7))));
+    }
+
+    #[tokio::test]
+    async fn timeout_and_memory_are_set_and_put_back() {
+        let mut t = with_function();
+        let timeout = call(PUT_TIMEOUT, json!({"function_name": "f", "timeout": 30}));
+        let out = t.run(&timeout).await.unwrap();
+        assert_eq!(out.output["Timeout"], 30);
+        let memory = call(
+            PUT_MEMORY,
+            json!({"function_name": "f", "memory_size": 512}),
+        );
+        let out2 = t.run(&memory).await.unwrap();
+        assert_eq!(t.functions.settings("f"), Some((30, 512, None)));
+        for undo in [out2.undo.unwrap(), out.undo.unwrap()] {
+            t.run(&Call::parse(&undo.call).unwrap()).await.unwrap();
+        }
+        assert_eq!(t.functions.settings("f"), Some((3, 128, None)));
+        let probe = |f: &str| call(f, json!({"function_name": "f"}));
+        assert_eq!(
+            t.run(&probe("chaosaws.awslambda.probes.get_function_timeout"))
+                .await
+                .unwrap()
+                .output,
+            json!(3)
+        );
+        assert_eq!(
+            t.run(&probe("chaosaws.awslambda.probes.get_function_memory_size"))
+                .await
+                .unwrap()
+                .output,
+            json!(128)
+        );
+        assert_eq!(
+            t.run(&probe("chaosaws.awslambda.probes.get_function_concurrency"))
+                .await
+                .unwrap()
+                .output,
+            Value::Null
+        );
+    }
+
+    #[tokio::test]
+    async fn a_mapping_is_toggled_and_toggled_back_and_opts_in_through_its_function() {
+        let mut t = with_function();
+        let off = call(
+            TOGGLE_MAPPING,
+            json!({"event_uuid": "m-1", "enabled": false}),
+        );
+        let out = t.run(&off).await.unwrap();
+        assert_eq!(out.output["State"], "Disabled");
+        let undo = out.undo.unwrap();
+        assert_eq!(undo.call.arguments["enabled"], json!(true));
+        // Already disabled: nothing to undo.
+        assert!(t.run(&off).await.unwrap().undo.is_none());
+        t.run(&Call::parse(&undo.call).unwrap()).await.unwrap();
+        assert_eq!(t.functions.mapping_state("m-1").as_deref(), Some("Enabled"));
+        let listed = t
+            .run(&call(
+                "chaosaws.awslambda.probes.list_event_source_mapping",
+                json!({"function_name": "f"}),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(listed.output["EventSourceMappings"][0]["UUID"], "m-1");
+
+        let mapping = &off.touches()[0];
+        let tag = "turbulence:opt-in";
+        assert!(!crate::guard::opted_in(&t.ports(), mapping, tag)
+            .await
+            .unwrap());
+        t.functions.tag("f", tag, "true");
+        assert!(crate::guard::opted_in(&t.ports(), mapping, tag)
+            .await
+            .unwrap());
     }
 }

@@ -159,7 +159,7 @@ pub static MODULE: Module = Module {
                 int("desired_count", 0, i32::MAX as i64),
             ])
             .touches(&[&SERVICE], service)
-            .undo(Revert::By(UPDATE_DESIRED_COUNT))
+            .undo(Revert::By(&[UPDATE_DESIRED_COUNT]))
             .iam(&[read("ecs:DescribeServices"), tagged("ecs:UpdateService")])
             .example(r#"{"cluster": "shop", "service": "web", "desired_count": 0}"#),
         Activity::probe(

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use crate::awslambda::{ConfigUpdate, EventSourceMapping, FunctionConfig};
 use crate::ports::{
     Alarms, AwsError, DeadLetters, Ecs, Executions, Functions, Invocation, MetricQuery, Metrics,
     Parameters, PutParameter, Service, Task,
@@ -358,13 +359,24 @@ impl Parameters for FakeParameters {
 
 type Responder = Box<dyn Fn(&str, &[u8]) -> Result<Invocation, AwsError> + Send + Sync>;
 
+/// What a fake function is set to.
+#[derive(Debug, Clone)]
+struct FunctionSettings {
+    timeout: i32,
+    memory_size: i32,
+    reserved: Option<i32>,
+}
+
 /// Functions that answer with what the test says (by default `{}`),
-/// after `latency` (on tokio's clock).
+/// after `latency` (on tokio's clock); their settings and event source
+/// mappings as a test makes them.
 pub struct FakeFunctions {
     respond: Responder,
     calls: AtomicUsize,
     pub latency: std::time::Duration,
     tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    settings: Mutex<BTreeMap<String, FunctionSettings>>,
+    mappings: Mutex<BTreeMap<String, EventSourceMapping>>,
 }
 
 impl Default for FakeFunctions {
@@ -388,6 +400,84 @@ impl FakeFunctions {
             calls: AtomicUsize::new(0),
             latency: std::time::Duration::ZERO,
             tags: Mutex::default(),
+            settings: Mutex::default(),
+            mappings: Mutex::default(),
+        }
+    }
+
+    /// A function with this timeout and memory, nothing reserved.
+    pub fn with_function(self, name: &str, timeout: i32, memory_size: i32) -> Self {
+        self.settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                name.into(),
+                FunctionSettings {
+                    timeout,
+                    memory_size,
+                    reserved: None,
+                },
+            );
+        self
+    }
+
+    /// An event source mapping feeding `function`, enabled or not.
+    pub fn with_mapping(self, uuid: &str, function: &str, enabled: bool) -> Self {
+        self.mappings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                uuid.into(),
+                EventSourceMapping {
+                    uuid: uuid.into(),
+                    state: if enabled { "Enabled" } else { "Disabled" }.into(),
+                    function_arn: format!(
+                        "arn:aws:lambda:us-east-1:123456789012:function:{function}"
+                    ),
+                    event_source_arn: "arn:aws:sqs:us-east-1:123456789012:queue".into(),
+                    batch_size: Some(10),
+                },
+            );
+        self
+    }
+
+    /// (timeout, memory size, reserved concurrency) of a function.
+    pub fn settings(&self, name: &str) -> Option<(i32, i32, Option<i32>)> {
+        self.settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .map(|s| (s.timeout, s.memory_size, s.reserved))
+    }
+
+    pub fn mapping_state(&self, uuid: &str) -> Option<String> {
+        self.mappings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uuid)
+            .map(|m| m.state.clone())
+    }
+
+    fn setting<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut FunctionSettings) -> T,
+    ) -> Result<T, AwsError> {
+        let mut settings = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let function = name.rsplit(':').next().unwrap_or(name);
+        settings
+            .get_mut(function)
+            .map(f)
+            .ok_or_else(|| AwsError::NotFound(format!("Lambda function '{name}' not found")))
+    }
+
+    fn config(name: &str, s: &FunctionSettings) -> FunctionConfig {
+        FunctionConfig {
+            name: name.into(),
+            arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{name}"),
+            timeout: s.timeout,
+            memory_size: s.memory_size,
+            last_update_status: Some("Successful".into()),
         }
     }
 
@@ -422,13 +512,90 @@ impl Functions for FakeFunctions {
     }
 
     async fn tags(&self, function_name: &str) -> Result<BTreeMap<String, String>, AwsError> {
+        let name = function_name.rsplit(':').next().unwrap_or(function_name);
         Ok(self
             .tags
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(function_name)
+            .get(name)
             .cloned()
             .unwrap_or_default())
+    }
+
+    async fn configuration(
+        &self,
+        function_name: &str,
+        _qualifier: Option<&str>,
+    ) -> Result<FunctionConfig, AwsError> {
+        self.setting(function_name, |s| Self::config(function_name, s))
+    }
+
+    async fn update_configuration(
+        &self,
+        function_name: &str,
+        update: &ConfigUpdate,
+    ) -> Result<FunctionConfig, AwsError> {
+        self.setting(function_name, |s| {
+            if let Some(t) = update.timeout {
+                s.timeout = t;
+            }
+            if let Some(m) = update.memory_size {
+                s.memory_size = m;
+            }
+            Self::config(function_name, s)
+        })
+    }
+
+    async fn concurrency(&self, function_name: &str) -> Result<Option<i32>, AwsError> {
+        self.setting(function_name, |s| s.reserved)
+    }
+
+    async fn put_concurrency(&self, function_name: &str, reserved: i32) -> Result<(), AwsError> {
+        self.setting(function_name, |s| s.reserved = Some(reserved))
+    }
+
+    async fn delete_concurrency(&self, function_name: &str) -> Result<(), AwsError> {
+        self.setting(function_name, |s| s.reserved = None)
+    }
+
+    async fn event_source_mappings(
+        &self,
+        function_name: Option<&str>,
+        source_arn: Option<&str>,
+    ) -> Result<Vec<EventSourceMapping>, AwsError> {
+        Ok(self
+            .mappings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|m| {
+                function_name.is_none_or(|f| m.function_arn.ends_with(&format!(":{f}")))
+                    && source_arn.is_none_or(|s| m.event_source_arn == s)
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn event_source_mapping(&self, uuid: &str) -> Result<EventSourceMapping, AwsError> {
+        self.mappings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uuid)
+            .cloned()
+            .ok_or_else(|| AwsError::NotFound(format!("no event source mapping '{uuid}'")))
+    }
+
+    async fn enable_event_source_mapping(
+        &self,
+        uuid: &str,
+        enabled: bool,
+    ) -> Result<EventSourceMapping, AwsError> {
+        let mut mappings = self.mappings.lock().unwrap_or_else(|e| e.into_inner());
+        let m = mappings
+            .get_mut(uuid)
+            .ok_or_else(|| AwsError::NotFound(format!("no event source mapping '{uuid}'")))?;
+        m.state = if enabled { "Enabled" } else { "Disabled" }.into();
+        Ok(m.clone())
     }
 }
 

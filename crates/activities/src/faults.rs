@@ -41,7 +41,7 @@ pub static MODULE: Module = Module {
                 ),
             ])
             .touches(&[&PARAMETER, &FUNCTION], parameter_and_function)
-            .undo(Revert::By(CLEAR))
+            .undo(Revert::By(&[CLEAR]))
             .iam(&[
                 read("ssm:GetParameter"),
                 scoped("ssm:PutParameter", WRITES),

@@ -118,7 +118,7 @@ pub static MODULE: Module = Module {
                 text("data_type").refused(LATER),
             ])
             .touches(&[&PARAMETER], parameter)
-            .undo(Revert::By(PUT_PARAMETER))
+            .undo(Revert::By(&[PUT_PARAMETER, DELETE_PARAMETER]))
             .iam(&[
                 read("ssm:GetParameter"),
                 scoped("ssm:PutParameter", WRITES),

@@ -84,8 +84,16 @@ pub fn arguments(a: &Activity) -> String {
 pub fn undo(a: &Activity) -> String {
     match a.undo {
         Revert::Nothing => "—".into(),
-        Revert::By(u) if u == a.name => "itself, with what it found".into(),
-        Revert::By(u) => format!("`{}`", u.rsplit('.').next().unwrap_or(u)),
+        Revert::By(undos) => {
+            let named: Vec<String> = undos
+                .iter()
+                .map(|u| match *u == a.name {
+                    true => "itself".to_string(),
+                    false => format!("`{}`", u.rsplit('.').next().unwrap_or(u)),
+                })
+                .collect();
+            format!("{}, with what it found", named.join(" or "))
+        }
         Revert::NotNeeded(why) => format!("none needed: {why}"),
     }
 }

@@ -136,9 +136,10 @@ macro_rules! preflight {
 pub enum Revert {
     /// A probe: it changes nothing.
     Nothing,
-    /// The action records, before its change, a call of this activity that
-    /// puts back what it found. Rollbacks and the janitor run it.
-    By(&'static str),
+    /// The action records, before its change, a call of one of these
+    /// activities that puts back what it found (which one depends on what
+    /// it found). Rollbacks and the janitor run it.
+    By(&'static [&'static str]),
     /// There is nothing to put back, and why (ECS replaces a stopped task;
     /// the action is itself the undo of another).
     NotNeeded(&'static str),
@@ -471,6 +472,8 @@ pub fn undos() -> impl Iterator<Item = &'static Activity> {
             Revert::By(u) => Some(u),
             _ => None,
         })
+        .flatten()
+        .copied()
         .collect();
     activities().filter(move |a| named.contains(a.name))
 }
