@@ -543,3 +543,87 @@ async fn row_11_stop_execution_while_a_function_is_throttled() {
     assert_eq!(messages[0]["error"], "ExperimentInterrupted");
     clean(11, "StopExecution while a function is throttled");
 }
+
+#[tokio::test]
+async fn row_12_stop_execution_while_an_ecs_service_is_reconfigured() {
+    let _shared = THROTTLE.read().await;
+    let r = row("m12-ecs-config", true, Reconciler::TasksOnly).await;
+    let configuration = |max: i32, min: i32| {
+        aws_sdk_ecs::types::DeploymentConfiguration::builder()
+            .maximum_percent(max)
+            .minimum_healthy_percent(min)
+            .build()
+    };
+    r.local
+        .ecs()
+        .update_service()
+        .cluster(&r.target.cluster)
+        .service(&r.target.service)
+        .deployment_configuration(configuration(150, 50))
+        .send()
+        .await
+        .unwrap();
+    let read = || async {
+        let out = r
+            .local
+            .ecs()
+            .describe_services()
+            .cluster(&r.target.cluster)
+            .services(&r.target.service)
+            .include(aws_sdk_ecs::types::ServiceField::Tags)
+            .send()
+            .await
+            .unwrap();
+        let s = out.services()[0].clone();
+        let deployment = s
+            .deployment_configuration()
+            .and_then(|c| Some((c.maximum_percent()?, c.minimum_healthy_percent()?)));
+        let tags: Vec<String> = s
+            .tags()
+            .iter()
+            .filter_map(|t| t.key().map(str::to_string))
+            .collect();
+        (
+            deployment,
+            tags,
+            s.service_arn().unwrap_or_default().to_string(),
+        )
+    };
+    let before = read().await;
+    let action = |name: &str, func: &str, arguments: Value| {
+        json!({"type": "action", "name": name, "provider": {"type": "python",
+            "module": "chaosaws.ecs.actions", "func": func, "arguments": arguments}})
+    };
+    let mut tag = action(
+        "tag",
+        "tag_resource",
+        json!({"resource_arn": before.2, "tags": [{"key": "chaos", "value": "now"}]}),
+    );
+    tag["pauses"] = json!({"after": 3600});
+    let doc = json!({
+        "title": "a service without headroom for an hour",
+        "description": "stopped from the console in the middle",
+        "method": [
+            action("no headroom", "set_service_deployment_configuration",
+                json!({"cluster": r.target.cluster, "service": r.target.service,
+                    "maximum_percent": 100, "minimum_healthy_percent": 0})),
+            tag,
+        ],
+        "extensions": [{"name": "turbulence", "abort_alarms": [r.stack.abort_alarm],
+            "poll_interval_seconds": POLL_SECONDS, "time_scale": SLOW}],
+    });
+    let execution = r.start(&doc).await;
+    eventually("the change", || async {
+        read().await.1.contains(&"chaos".to_string())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(read().await.0, Some((100, 0)));
+    r.stop_from_the_console(&execution).await;
+    let done = r.local.wait_for(&execution, RUN_TIMEOUT).await.unwrap();
+    assert_eq!(done.status, "ABORTED");
+    eventually("the janitor's undos", || async { read().await == before }).await;
+    let m = r.assert_clean(&[&execution], 1).await;
+    assert_eq!(m[0]["error"], "ExperimentInterrupted");
+    clean(12, "StopExecution while an ECS service is reconfigured");
+}

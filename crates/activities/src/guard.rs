@@ -98,16 +98,29 @@ impl BlastRadius {
     /// Refuse stopping `stopping` of `running` tasks of `of` when that is over
     /// either cap.
     pub fn check(&self, stopping: usize, running: usize, of: &str) -> Result<(), String> {
-        let left = running.saturating_sub(stopping);
-        if stopping * 100 > running * self.max_task_percent as usize {
+        self.check_share("stopping", stopping, running, "running tasks", of)
+    }
+
+    /// Refuse `taking` (`verb`: stopping, draining, ...) of the `total`
+    /// `things` of `of` when that is over either cap.
+    pub fn check_share(
+        &self,
+        verb: &str,
+        taking: usize,
+        total: usize,
+        things: &str,
+        of: &str,
+    ) -> Result<(), String> {
+        let left = total.saturating_sub(taking);
+        if taking * 100 > total * self.max_task_percent as usize {
             return Err(format!(
-                "stopping {stopping} of the {running} running tasks of {of} is over the blast-radius cap of {}% of running tasks",
+                "{verb} {taking} of the {total} {things} of {of} is over the blast-radius cap of {}% of {things}",
                 self.max_task_percent
             ));
         }
         if left < self.min_remaining_tasks as usize {
             return Err(format!(
-                "stopping {stopping} of the {running} running tasks of {of} would leave {left}, fewer than the {} that must remain",
+                "{verb} {taking} of the {total} {things} of {of} would leave {left}, fewer than the {} that must remain",
                 self.min_remaining_tasks
             ));
         }
