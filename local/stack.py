@@ -84,7 +84,9 @@ import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
 
 LOG = logging.getLogger("turbulence-local")
 
@@ -201,16 +203,44 @@ class WatchUnreachable(Exception):
     pass
 
 
-def install_lambda_forwarding(forwarder: LambdaForwarder) -> None:
-    """Replace the simple backend's echo with a forward to watch."""
+class Invoker:
+    """One way to run an invocation: functions a deployed stack registered
+    run in the runtime host (turbulence_local.runtime) under their deployed
+    names; any other function (created by hand, named by its binary) goes
+    to cargo lambda watch. Raises Throttled (the host's concurrency rules)
+    or WatchUnreachable / NotRunnable (the function never ran)."""
+
+    def __init__(self, host: Any, forwarder: LambdaForwarder, log: Any):
+        self.host = host
+        self.forwarder = forwarder
+        # turbulence_local.invocations.InvocationLog: when each was invoked.
+        self.log = log
+
+    def forward(self, function_name: str, payload: bytes) -> tuple[bytes, str | None]:
+        self.log.started(function_name)
+        if self.host.hosts(function_name):
+            return self.host.invoke(function_name, payload)
+        return self.forwarder.forward(function_name, payload)
+
+
+def install_lambda_forwarding(forwarder: Invoker) -> None:
+    """Replace the simple backend's echo with a forward to the runtime host
+    or watch."""
     from moto.awslambda.exceptions import LambdaClientError
     from moto.awslambda_simple.models import LambdaSimpleBackend
+    from turbulence_local.runtime import NotRunnable, Throttled
 
     class ServiceException(LambdaClientError):
         code = 500
 
         def __init__(self, message: str):
             super().__init__("ServiceException", message)
+
+    class TooManyRequestsException(LambdaClientError):
+        code = 429
+
+        def __init__(self, message: str):
+            super().__init__("TooManyRequestsException", message)
 
     def invoke(
         self: Any,
@@ -237,7 +267,9 @@ def install_lambda_forwarding(forwarder: LambdaForwarder) -> None:
             return b""
         try:
             result, function_error = forwarder.forward(fn.function_name, payload)
-        except WatchUnreachable as err:
+        except Throttled as err:
+            raise TooManyRequestsException(str(err)) from err
+        except (WatchUnreachable, NotRunnable) as err:
             raise ServiceException(str(err)) from err
         if function_error:
             response_headers["x-amz-function-error"] = function_error
@@ -247,7 +279,7 @@ def install_lambda_forwarding(forwarder: LambdaForwarder) -> None:
     LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
 
 
-def _forward_quietly(forwarder: LambdaForwarder, name: str, payload: bytes) -> None:
+def _forward_quietly(forwarder: Invoker, name: str, payload: bytes) -> None:
     try:
         forwarder.forward(name, payload)
     except Exception as err:  # noqa: BLE001 - async invoke: nobody to tell
@@ -724,11 +756,26 @@ def json_reply(start_response: Any, status: str, body: Any) -> list[bytes]:
     return [data]
 
 
-class MotoServer:
-    """moto's ThreadedMotoServer, plus the CBOR translator and the throttler
-    in front."""
+class Routes:
+    """WSGI: the local stack's own endpoints (a path prefix each) before moto."""
 
-    def __init__(self, host: str, port: int):
+    def __init__(self, app: Any, routes: dict[str, Any]):
+        self.app = app
+        self.routes = routes
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        for prefix, handler in self.routes.items():
+            if path.startswith(prefix):
+                return handler(environ, start_response)
+        return self.app(environ, start_response)
+
+
+class MotoServer:
+    """moto's ThreadedMotoServer, plus the CBOR translator, the throttler,
+    the call recorder and the local stack's endpoints in front."""
+
+    def __init__(self, host: str, port: int, wrap: Any = None):
         from moto.moto_server.werkzeug_app import (
             DomainDispatcherApplication,
             MotoRequestHandler,
@@ -736,7 +783,10 @@ class MotoServer:
         )
         from werkzeug.serving import make_server
 
-        app = Throttler(CborTranslator(DomainDispatcherApplication(create_backend_app)))
+        inner: Any = DomainDispatcherApplication(create_backend_app)
+        if wrap is not None:
+            inner = wrap(inner)
+        app = Throttler(CborTranslator(inner))
         self.server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
         self.thread = threading.Thread(target=self.server.serve_forever, name="moto", daemon=True)
 
@@ -861,7 +911,9 @@ class Reconciler(PollingThread):
                 count=desired - len(running),
                 overrides=None,
                 started_by=f"ecs-svc/{service.name}",
-                tags=None,
+                # As ECS does with propagateTags SERVICE (IAM conditions on
+                # aws:ResourceTag read a task's own tags).
+                tags=list(service.tags or []) if service.propagate_tags == "SERVICE" else None,
                 launch_type="FARGATE",
                 networking_configuration=service.network_configuration or self.network,
                 group=f"service:{service.name}",
@@ -963,7 +1015,7 @@ class ExecutionEvents(PollingThread):
     is delivered one period after it is first seen: moto writes the status
     before the output, error and cause."""
 
-    def __init__(self, forwarder: LambdaForwarder, poll_s: float):
+    def __init__(self, forwarder: Invoker, poll_s: float):
         super().__init__("sfn-events", poll_s)
         self.forwarder = forwarder
         self.started_at = datetime.datetime.now(datetime.timezone.utc)
@@ -1269,6 +1321,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="how long one forwarded invocation may take (a wait chunk is up to 15 min)",
     )
     p.add_argument("--region", default="us-east-1")
+    here = os.path.dirname(os.path.abspath(__file__))
+    p.add_argument(
+        "--template",
+        type=Path,
+        default=Path(here).parent / "template.yaml",
+        help="the SAM template stacks are deployed from (POST /_turbulence/stacks)",
+    )
+    p.add_argument(
+        "--binaries",
+        type=Path,
+        default=Path(here).parent / "target" / "debug",
+        help="where the deployed functions' binaries are built",
+    )
+    p.add_argument(
+        "--function-logs",
+        type=Path,
+        default=Path(here).parent / ".local-stack" / "functions",
+        help="one log file per deployed function",
+    )
     p.add_argument(
         "--poll-ms", type=int, default=200, help="reconciler and sfn event watcher period"
     )
@@ -1314,13 +1385,50 @@ def main(argv: list[str] | None = None) -> int:
 
     from moto.core import DEFAULT_ACCOUNT_ID
 
-    forwarder = LambdaForwarder(args.lambda_url, args.lambda_timeout_s)
-    install_lambda_forwarding(forwarder)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from turbulence_local import calls, cfn_gaps, deploy, functions, invocations, runtime
+    from turbulence_local import stop_execution
 
     host_in_url = f"[{args.host}]" if ":" in args.host else args.host
     endpoint = f"http://{host_in_url}:{args.port}"
+
+    cfn_gaps.install_all()
+    registry = functions.Registry()
+    host = runtime.RuntimeHost(
+        registry,
+        binaries=args.binaries,
+        endpoint=endpoint,
+        log_dir=args.function_logs,
+        region=args.region,
+        extra_env={
+            "RUST_LOG": os.environ.get("RUST_LOG", "info"),
+            # The demo API the load tests attack is on loopback: the local
+            # stack opts out of the loopback guard (never set in AWS).
+            "TURBULENCE_LOCAL_ALLOW_LOOPBACK": "true",
+        },
+    )
+    invoked = invocations.InvocationLog()
+    forwarder = Invoker(host, LambdaForwarder(args.lambda_url, args.lambda_timeout_s), invoked)
+    install_lambda_forwarding(forwarder)
+    stop_execution.install()
+    deployer = deploy.Deployer(args.template, local_client(endpoint, args.region), registry.register, args.region)
+    # The first translation takes seconds: do it before the first test asks.
+    threading.Thread(target=deployer.translated, name="translate", daemon=True).start()
+
+    def stand_ins(app: Any) -> Any:
+        routes = Routes(
+            app,
+            {
+                runtime.PREFIX: host.handle,
+                runtime.CONCURRENCY_PATH: host.handle,
+                deploy.STACKS_PATH: deploy.handler(deployer),
+                invocations.PATH: invoked.handle,
+            },
+        )
+        return calls.Recorder(routes, registry, DEFAULT_ACCOUNT_ID)
+
     try:
-        server = MotoServer(args.host, args.port)
+        server = MotoServer(args.host, args.port, wrap=stand_ins)
         server.start()
     except OSError as err:
         LOG.error("cannot listen on %s: %s", endpoint, err)
@@ -1382,8 +1490,27 @@ def main(argv: list[str] | None = None) -> int:
             events.stop()
         if reconciler is not None:
             reconciler.stop()
+        host.stop()
         server.stop()
     return 0
+
+
+def local_client(endpoint: str, region: str) -> Any:
+    """boto3 clients of the local stack itself (the deployer's)."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
+    )
+    config = Config(retries={"max_attempts": 1}, read_timeout=120)
+    lock = threading.Lock()
+
+    def client(service: str) -> Any:
+        with lock:  # boto3 sessions are not thread-safe to create clients from
+            return session.client(service, endpoint_url=endpoint, config=config)
+
+    return client
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import types
+import urllib.request
 import uuid
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -70,6 +71,8 @@ class FakeWatch:
                     self._answer(404, b"not found")
                     return
                 fake.calls.append((name, body))
+                if "-slow-" in name:
+                    time.sleep(4)
                 if "-fails-" in name:
                     self._answer(
                         500,
@@ -240,6 +243,19 @@ def test_invoke_is_forwarded_with_payload() -> None:
     assert (name, {"hello": [1, 2]}) in s.watch.calls
 
 
+def test_invocations_are_counted_with_their_start_time() -> None:
+    s = stack()
+    name = unique("counted")
+    create_function(name)
+    before = int(time.time() * 1000)
+    for _ in range(3):
+        s["lambda"].invoke(FunctionName=name, Payload=b"{}")
+    with urllib.request.urlopen(s.endpoint + "/_turbulence/invocations", timeout=10) as resp:
+        seen = json.loads(resp.read())["functions"][name]
+    assert seen["count"] == 3, seen
+    assert before <= seen["last_started_unix_ms"] <= int(time.time() * 1000), seen
+
+
 def test_watch_500_becomes_function_error() -> None:
     s = stack()
     name = unique("x-fails")
@@ -308,6 +324,40 @@ def test_state_machine_catch_sees_error_type() -> None:
     assert json.loads(output["error"]["Cause"])["errorMessage"] == "it broke", output
     # The first task's output (the echo) is what the second one received.
     assert output["echo"] == {"n": 1}, output
+
+
+def test_a_stopped_execution_is_aborted_while_its_task_still_runs() -> None:
+    # As on AWS: ABORTED when StopExecution answers, not when the Lambda
+    # under way (4 s here) returns, which is what moto does by itself.
+    s = stack()
+    slow = create_function(unique("step-slow"))
+    definition = {
+        "StartAt": "Slow",
+        "States": {
+            "Slow": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": slow, "Payload.$": "$"},
+                "End": True,
+            }
+        },
+    }
+    sfn = s["stepfunctions"]
+    sm = sfn.create_state_machine(
+        name=unique("sm"),
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=sm, name=unique("run"), input="{}")[
+        "executionArn"
+    ]
+    wait_until("the slow task to start", lambda: calls_to(slow.split(":")[-1]))
+    sfn.stop_execution(executionArn=execution, cause="stopped from the console")
+    started = time.monotonic()
+    d = sfn.describe_execution(executionArn=execution)
+    assert d["status"] == "ABORTED", d
+    assert "stopDate" in d, d
+    assert time.monotonic() - started < 1, "answered without waiting for the task"
 
 
 # --------------------------------------------------------------------------
@@ -941,26 +991,8 @@ def test_unreachable_watch_is_a_service_exception() -> None:
         raise AssertionError("an invoke with watch down should fail")
 
 
-TESTS = [
-    test_invoke_is_forwarded_with_payload,
-    test_watch_500_becomes_function_error,
-    test_unknown_function_is_not_forwarded,
-    test_state_machine_catch_sees_error_type,
-    test_cloudwatch_speaks_cbor,
-    test_reconciler_starts_and_replaces_tasks,
-    test_reconciler_stops_extra_tasks,
-    test_autoscaling_restores_min_capacity,
-    test_tasks_only_does_not_autoscale,
-    test_off_leaves_service_alone,
-    test_sfn_abort_event_reaches_lambda_target,
-    test_sfn_events_only_for_changes_seen,
-    test_throttle_ssm_and_ecs,
-    test_throttle_query_and_rest_protocols,
-    test_throttle_cloudwatch_cbor,
-    test_throttle_rejects_bad_rules,
-    test_throttle_answer_bodies,
-    test_unreachable_watch_is_a_service_exception,
-]
+# Every test_ function, in the order written (none is left out by hand).
+TESTS = [f for name, f in list(globals().items()) if name.startswith("test_") and callable(f)]
 
 
 if __name__ == "__main__":

@@ -2,10 +2,15 @@
 //! `scripts/stack start`) and drives experiment executions there. Used by the
 //! end-to-end tests and by the `turbulence-local` demo binary.
 //!
-//! moto runs the state machine; every Lambda invoke is forwarded by
-//! `local/stack.py` to `cargo lambda watch`, which runs the real binaries.
+//! Stacks are template.yaml itself, translated and created in moto's
+//! CloudFormation by `local/stack.py`; moto runs the state machine, and
+//! `local/stack.py` runs the real function binaries for every invoke of a
+//! deployed function (each with its own environment and credentials).
 
+mod demo_api;
 pub mod manifest;
+
+pub use demo_api::DemoApi;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -16,7 +21,6 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
-use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
 use aws_sdk_ecs::types::{
     Compatibility, ContainerDefinition, DesiredStatus, LaunchType, NetworkMode, Tag as EcsTag,
 };
@@ -36,10 +40,7 @@ pub const ENDPOINT_VAR: &str = "TURBULENCE_ENDPOINT";
 /// Tag read by the ECS stand-in in `local/stack.py`.
 pub const RECONCILER_TAG: &str = "turbulence-local:reconciler";
 const REGION: &str = "us-east-1";
-/// moto's default account, which every ARN of the local stack carries.
-const ACCOUNT: &str = "123456789012";
 const LAMBDA_ROLE: &str = "turbulence-local-lambda";
-const STATES_ROLE: &str = "turbulence-local-states";
 /// How long `create_ecs_target` waits for the stand-in to start the tasks.
 const TASKS_READY_TIMEOUT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(200);
@@ -99,7 +100,6 @@ pub struct LocalStack {
     iam: aws_sdk_iam::Client,
     autoscaling: aws_sdk_applicationautoscaling::Client,
     ssm: aws_sdk_ssm::Client,
-    events: aws_sdk_eventbridge::Client,
 }
 
 /// One deployed copy of the control plane's state machine and its queue and alarm.
@@ -111,6 +111,39 @@ pub struct Stack {
     pub abort_alarm: String,
     /// This stack's kill switch parameter (not set).
     pub kill_switch: String,
+    /// The demo target function deployed with the stack (`<prefix>-moderation`).
+    pub moderation_function: String,
+    /// The stack's `FaultParameterPrefix` (`/<prefix>/faults/`).
+    pub fault_parameter_prefix: String,
+}
+
+impl Stack {
+    /// The SSM parameter the stack's moderation function reads its faults from.
+    pub fn moderation_fault_parameter(&self) -> String {
+        format!("{}moderation", self.fault_parameter_prefix)
+    }
+}
+
+/// The stack parameters the local stack deploys template.yaml with: the
+/// template's defaults but for what must be apart per test (kill switch,
+/// the fault parameter prefix) and what loopback needs (the
+/// load allow-list, a rate cap above the tests' attacks), and an example
+/// abort alarm on a metric nobody publishes (tests set its state).
+pub fn stack_parameters(prefix: &str) -> BTreeMap<String, String> {
+    [
+        ("KillSwitchParameter", format!("/{prefix}/kill-switch")),
+        ("FaultParameterPrefix", format!("/{prefix}/faults/")),
+        ("LoadAllowedHosts", manifest::LOAD_ALLOWED_HOSTS.to_string()),
+        ("LoadMaxRequestsPerSecond", "2000".to_string()),
+        (
+            "ExampleAbortMetricNamespace",
+            "Turbulence/Local".to_string(),
+        ),
+        ("ExampleAbortMetricName", "AbortSignal".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 /// What a target function is set to (`function_settings`).
@@ -254,7 +287,6 @@ impl LocalStack {
             iam: aws_sdk_iam::Client::new(&config),
             autoscaling: aws_sdk_applicationautoscaling::Client::new(&config),
             ssm: aws_sdk_ssm::Client::new(&config),
-            events: aws_sdk_eventbridge::Client::new(&config),
         })
     }
 
@@ -337,6 +369,20 @@ impl LocalStack {
         Ok(())
     }
 
+    /// How often `function` was invoked through the stack, and when the
+    /// newest invocation started (ms since the epoch): `local/stack.py`'s
+    /// `/_turbulence/invocations`. `(0, 0)` when never.
+    pub async fn invocations(&self, function: &str) -> Result<(u64, u64)> {
+        let (_, answer) = self.control("GET", "/_turbulence/invocations", "").await?;
+        let all: Value = serde_json::from_str(&answer)
+            .map_err(|e| Error::Unexpected(format!("invocations: {e}: {answer}")))?;
+        let seen = &all["functions"][function];
+        Ok((
+            seen["count"].as_u64().unwrap_or(0),
+            seen["last_started_unix_ms"].as_u64().unwrap_or(0),
+        ))
+    }
+
     /// How many calls the stack has throttled so far, per rule.
     pub async fn throttled(&self) -> Result<Value> {
         let (_, answer) = self.control("GET", "/_turbulence/throttle", "").await?;
@@ -346,6 +392,46 @@ impl LocalStack {
     /// One HTTP/1.1 request to the stack's control endpoints (loopback only,
     /// which [`LocalStack::connect`] checked).
     async fn control(&self, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
+        self.request(method, path, "Content-Type: application/json\r\n", body)
+            .await
+    }
+
+    /// `n` EC2 instances (moto's default AMI), for container instances to
+    /// stand on. A query request of its own: the tests need no EC2 SDK
+    /// client (its build alone takes minutes) for this one call; moto
+    /// routes it by the credential scope and checks no signature.
+    async fn run_instances(&self, n: usize) -> Result<Vec<String>> {
+        let body = format!(
+            "Action=RunInstances&Version=2016-11-15&ImageId=ami-12c6146b&MinCount={n}&MaxCount={n}"
+        );
+        let headers = format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 \
+             Credential=testing/20260101/{REGION}/ec2/aws4_request, SignedHeaders=host, Signature=0\r\n"
+        );
+        let (status, answer) = self.request("POST", "/", &headers, &body).await?;
+        let ids: Vec<String> = answer
+            .split("<instanceId>")
+            .skip(1)
+            .filter_map(|rest| {
+                rest.split_once("</instanceId>")
+                    .map(|(id, _)| id.to_string())
+            })
+            .collect();
+        if status != 200 || ids.len() != n {
+            return Err(Error::Unexpected(format!(
+                "RunInstances: {status} {answer}"
+            )));
+        }
+        Ok(ids)
+    }
+
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &str,
+        body: &str,
+    ) -> Result<(u16, String)> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let authority = self
             .endpoint
@@ -356,7 +442,7 @@ impl LocalStack {
             .await
             .map_err(|e| Error::Unexpected(format!("connect {authority}: {e}")))?;
         let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
         stream
@@ -481,255 +567,89 @@ impl LocalStack {
     // Deployment
     // ----------------------------------------------------------------------
 
-    /// Creates (once) the Lambda role and one function per
-    /// [`manifest::FUNCTIONS`], [`manifest::JANITOR`] and [`manifest::TARGET_FUNCTIONS`] entry, named by its binary. Returns the ARN of
-    /// each function by logical id. Safe to call concurrently.
-    pub async fn deploy_functions(&self) -> Result<BTreeMap<&'static str, String>> {
-        let role = self.role(LAMBDA_ROLE, "lambda.amazonaws.com").await?;
-        let mut arns = BTreeMap::new();
-        let all = manifest::FUNCTIONS
-            .iter()
-            .chain([&manifest::JANITOR])
-            .chain(manifest::TARGET_FUNCTIONS);
-        for f in all {
-            let created = self
-                .lambda
-                .create_function()
-                .function_name(f.binary)
-                .runtime(Runtime::Providedal2023)
-                .handler("bootstrap")
-                .role(&role)
-                .timeout(900)
-                .memory_size(256)
-                // moto stores the code without running it (the stack
-                // forwards invokes to cargo lambda watch): an empty zip.
-                .code(
-                    FunctionCode::builder()
-                        .zip_file(Blob::new(EMPTY_ZIP.to_vec()))
-                        .build(),
-                )
-                .send()
-                .await;
-            let arn = match created {
-                Ok(out) => out.function_arn,
-                Err(e) if error_code(&e) == Some("ResourceConflictException") => self
-                    .lambda
-                    .get_function()
-                    .function_name(f.binary)
-                    .send()
-                    .await
-                    .map_err(aws(format!("GetFunction {}", f.binary)))?
-                    .configuration
-                    .and_then(|c| c.function_arn),
-                Err(e) => return Err(aws(format!("CreateFunction {}", f.binary))(e)),
-            };
-            let arn =
-                arn.ok_or_else(|| Error::Unexpected(format!("no ARN for function {}", f.binary)))?;
-            if manifest::TARGET_FUNCTIONS.contains(f) {
-                // The demo targets opt in to chaos, as template.yaml tags them.
-                self.lambda
-                    .tag_resource()
-                    .resource(&arn)
-                    .tags(manifest::OPT_IN_TAG, "true")
-                    .send()
-                    .await
-                    .map_err(aws(format!("TagResource {}", f.binary)))?;
-            }
-            arns.insert(f.logical_id, arn);
-        }
-        self.route_janitor_events(&arns).await?;
-        Ok(arns)
-    }
-
-    /// The EventBridge rule that wakes the janitor, as template.yaml has it;
-    /// `local/stack.py` emits the Step Functions status changes and delivers
-    /// them to Lambda targets, which moto does not.
-    async fn route_janitor_events(&self, arns: &BTreeMap<&'static str, String>) -> Result<()> {
-        let janitor = arns
-            .get(manifest::JANITOR.logical_id)
-            .ok_or_else(|| Error::Unexpected("the janitor was not deployed".into()))?;
-        self.events
-            .put_rule()
-            .name(manifest::JANITOR_RULE)
-            .event_pattern(manifest::JANITOR_EVENT_PATTERN)
-            .send()
-            .await
-            .map_err(aws(format!("PutRule {}", manifest::JANITOR_RULE)))?;
-        self.events
-            .put_targets()
-            .rule(manifest::JANITOR_RULE)
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id("janitor")
-                    .arn(janitor)
-                    .build()
-                    .map_err(|e| Error::Unexpected(e.to_string()))?,
-            )
-            .send()
-            .await
-            .map_err(aws(format!("PutTargets {}", manifest::JANITOR_RULE)))?;
-        Ok(())
-    }
-
-    /// Deploys one copy of the control plane named by `prefix`: the
-    /// functions (if not yet there), the DLQ `<prefix>-dlq`, the abort alarm
-    /// `<prefix>-abort` (state OK) and the state machine
-    /// `<prefix>-experiment`. Use a unique prefix per test.
+    /// Deploys template.yaml as the stack `prefix` (`local/stack.py`
+    /// translates it with aws-sam-translator and creates it in moto's
+    /// CloudFormation; `POST /_turbulence/stacks`), with the local stack's
+    /// settings as stack parameters ([`stack_parameters`]). The functions
+    /// run under their deployed names. Use a unique prefix per test.
     pub async fn deploy_stack(&self, prefix: &str) -> Result<Stack> {
-        let functions = self.deploy_functions().await?;
+        self.deploy_stack_with(prefix, &BTreeMap::new()).await
+    }
 
-        let dlq_name = format!("{prefix}-dlq");
-        let dlq_url = self
-            .sqs
-            .create_queue()
-            .queue_name(&dlq_name)
-            .send()
-            .await
-            .map_err(aws(format!("CreateQueue {dlq_name}")))?
-            .queue_url
-            .ok_or_else(|| Error::Unexpected(format!("no URL for queue {dlq_name}")))?;
-
-        let abort_alarm = format!("{prefix}-abort");
-        self.cloudwatch
-            .put_metric_alarm()
-            .alarm_name(&abort_alarm)
-            .alarm_description(
-                "Example abort condition of the local stack: set it with SetAlarmState",
-            )
-            .namespace("Turbulence/Local")
-            .metric_name("AbortSignal")
-            .statistic(Statistic::Maximum)
-            .period(60)
-            .evaluation_periods(1)
-            .threshold(1.0)
-            .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
-            .send()
-            .await
-            .map_err(aws(format!("PutMetricAlarm {abort_alarm}")))?;
-        // moto never evaluates alarms from metrics: set the state by hand.
-        self.set_alarm_state(&abort_alarm, AlarmState::Ok).await?;
-
-        let kill_switch = format!("/{prefix}/kill-switch");
-        let mut values = BTreeMap::new();
-        for key in manifest::SUBSTITUTIONS {
-            let value = if *key == "DeadLetterQueueUrl" {
-                dlq_url.clone()
-            } else if *key == "AllowedAccounts" {
-                ACCOUNT.to_string()
-            } else if *key == "AllowedRegions" {
-                REGION.to_string()
-            } else if *key == "OptInTagKey" {
-                manifest::OPT_IN_TAG.to_string()
-            } else if *key == "KillSwitchParameter" {
-                kill_switch.clone()
-            } else if *key == "MaxTaskPercent" {
-                manifest::MAX_TASK_PERCENT.to_string()
-            } else if *key == "MinRemainingTasks" {
-                manifest::MIN_REMAINING_TASKS.to_string()
-            } else if *key == "LoadAllowedHosts" {
-                manifest::LOAD_ALLOWED_HOSTS.to_string()
-            } else if *key == "LoadMaxUsers" {
-                "200".to_string()
-            } else if *key == "LoadMaxRequestsPerSecond" {
-                "2000".to_string()
-            } else if *key == "DefaultAbortAlarms" {
-                // None: each test names its own (or states it runs without).
-                String::new()
-            } else if let Some(logical_id) = key.strip_suffix("Arn") {
-                functions
-                    .get(logical_id)
-                    .cloned()
-                    .ok_or_else(|| Error::Definition {
-                        path: self.root.join(manifest::STATE_MACHINE_DEFINITION),
-                        message: format!(
-                            "substitution {key}: no function {logical_id} in manifest::FUNCTIONS"
-                        ),
-                    })?
-            } else {
-                return Err(Error::Definition {
-                    path: self.root.join(manifest::STATE_MACHINE_DEFINITION),
-                    message: format!(
-                        "substitution {key}: the local stack does not know how to fill it"
-                    ),
-                });
-            };
-            values.insert(*key, value);
+    /// [`LocalStack::deploy_stack`] with more (or other) stack parameters.
+    pub async fn deploy_stack_with(
+        &self,
+        prefix: &str,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<Stack> {
+        let mut parameters = stack_parameters(prefix);
+        parameters.extend(overrides.clone());
+        let body = serde_json::json!({"name": prefix, "parameters": parameters}).to_string();
+        let (status, answer) = self.control("POST", "/_turbulence/stacks", &body).await?;
+        let deployed: Value = serde_json::from_str(&answer).map_err(|e| {
+            Error::Unexpected(format!("deploy {prefix}: HTTP {status}: {e}: {answer}"))
+        })?;
+        if status != 200 {
+            return Err(Error::Aws {
+                what: format!("deploy stack {prefix}"),
+                message: deployed["message"].as_str().unwrap_or(&answer).to_string(),
+            });
         }
-        let path = self.root.join(manifest::STATE_MACHINE_DEFINITION);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::Definition {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        let definition = substitute(&text, &values).map_err(|message| Error::Definition {
-            path: path.clone(),
-            message,
-        })?;
-        serde_json::from_str::<Value>(&definition).map_err(|e| Error::Definition {
-            path: path.clone(),
-            message: format!("not JSON after substitution: {e}"),
-        })?;
-
-        let role = self.role(STATES_ROLE, "states.amazonaws.com").await?;
-        let name = format!("{prefix}-experiment");
-        let state_machine_arn = self.put_state_machine(&name, &definition, &role).await?;
-        Ok(Stack {
+        let output = |key: &str| {
+            deployed["outputs"][key]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| Error::Unexpected(format!("stack {prefix} has no output {key}")))
+        };
+        let stack = Stack {
             prefix: prefix.to_string(),
-            state_machine_arn,
-            dlq_url,
-            abort_alarm,
-            kill_switch,
-        })
+            state_machine_arn: output("StateMachineArn")?,
+            dlq_url: output("DeadLetterQueueUrl")?,
+            abort_alarm: output("ExampleAbortAlarmName")?,
+            kill_switch: parameters["KillSwitchParameter"].clone(),
+            moderation_function: output("ModerationFunctionName")?,
+            fault_parameter_prefix: parameters["FaultParameterPrefix"].clone(),
+        };
+        // moto never evaluates alarms from metrics: start it OK by hand.
+        self.set_alarm_state(&stack.abort_alarm, AlarmState::Ok)
+            .await?;
+        Ok(stack)
     }
 
-    async fn put_state_machine(&self, name: &str, definition: &str, role: &str) -> Result<String> {
-        let created = self
-            .sfn
-            .create_state_machine()
-            .name(name)
-            .definition(definition)
-            .role_arn(role)
+    /// One synchronous invocation of a Lambda function; its payload, or an
+    /// error naming why Lambda refused (e.g. `TooManyRequestsException`).
+    pub async fn invoke(&self, function: &str, payload: &Value) -> Result<Value> {
+        let out = self
+            .lambda
+            .invoke()
+            .function_name(function)
+            .payload(Blob::new(payload.to_string()))
             .send()
-            .await;
-        match created {
-            Ok(out) => Ok(out.state_machine_arn),
-            Err(e) if error_code(&e) == Some("StateMachineAlreadyExists") => {
-                // Re-deploying (e.g. `turbulence-local deploy` twice): update in place.
-                let arn = self.find_state_machine(name).await?.ok_or_else(|| {
-                    Error::Unexpected(format!("state machine {name} exists but is not listed"))
-                })?;
-                self.sfn
-                    .update_state_machine()
-                    .state_machine_arn(&arn)
-                    .definition(definition)
-                    .role_arn(role)
-                    .send()
-                    .await
-                    .map_err(aws(format!("UpdateStateMachine {name}")))?;
-                Ok(arn)
-            }
-            Err(e) => Err(aws(format!("CreateStateMachine {name}"))(e)),
-        }
+            .await
+            .map_err(aws(format!("Invoke {function}")))?;
+        let body = out.payload.map(|b| b.into_inner()).unwrap_or_default();
+        Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
-    async fn find_state_machine(&self, name: &str) -> Result<Option<String>> {
-        let mut token = None;
-        for _ in 0..MAX_PAGES {
-            let page = self
-                .sfn
-                .list_state_machines()
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(aws("ListStateMachines"))?;
-            if let Some(sm) = page.state_machines.iter().find(|sm| sm.name == name) {
-                return Ok(Some(sm.state_machine_arn.clone()));
-            }
-            token = page.next_token;
-            if token.is_none() {
-                break;
-            }
+    /// Limits the unreserved concurrency of a stack's functions (the local
+    /// stand-in for the account's): `Some(0)` throttles every invocation of
+    /// a function without reserved concurrency, as when a runaway target
+    /// holds all of it; `None` lifts the limit.
+    pub async fn limit_unreserved_concurrency(
+        &self,
+        stack: &Stack,
+        limit: Option<u32>,
+    ) -> Result<()> {
+        let body = serde_json::json!({"stack": stack.prefix, "unreserved": limit}).to_string();
+        let (status, answer) = self
+            .control("POST", "/_turbulence/concurrency", &body)
+            .await?;
+        if status != 200 {
+            return Err(Error::Unexpected(format!(
+                "concurrency: HTTP {status}: {answer}"
+            )));
         }
-        Ok(None)
+        Ok(())
     }
 
     /// An IAM role trusted by `principal`, created once; returns its ARN.
@@ -766,6 +686,91 @@ impl LocalStack {
     // ----------------------------------------------------------------------
     // Targets
     // ----------------------------------------------------------------------
+
+    /// `n` container instances registered in the target's cluster (moto
+    /// keeps them as records: nothing runs on them), and the cluster opted
+    /// in when `opt_in`, as draining requires. Returns their ARNs.
+    pub async fn register_container_instances(
+        &self,
+        target: &EcsTarget,
+        n: usize,
+        opt_in: bool,
+    ) -> Result<Vec<String>> {
+        let mut arns = Vec::new();
+        for instance in self.run_instances(n).await? {
+            let document = serde_json::json!({"instanceId": instance});
+            let out = self
+                .ecs
+                .register_container_instance()
+                .cluster(&target.cluster)
+                .instance_identity_document(document.to_string())
+                .send()
+                .await
+                .map_err(aws(format!("RegisterContainerInstance {}", target.cluster)))?;
+            let arn = out
+                .container_instance()
+                .and_then(|c| c.container_instance_arn());
+            arns.push(arn.unwrap_or_default().to_string());
+        }
+        if opt_in {
+            let clusters = self
+                .ecs
+                .describe_clusters()
+                .clusters(&target.cluster)
+                .send()
+                .await
+                .map_err(aws(format!("DescribeClusters {}", target.cluster)))?;
+            let arn = clusters
+                .clusters()
+                .first()
+                .and_then(|c| c.cluster_arn())
+                .unwrap_or_default()
+                .to_string();
+            let tag = aws_sdk_ecs::types::Tag::builder()
+                .key(manifest::OPT_IN_TAG)
+                .value("true")
+                .build();
+            self.ecs
+                .tag_resource()
+                .resource_arn(arn)
+                .tags(tag)
+                .send()
+                .await
+                .map_err(aws(format!("TagResource {}", target.cluster)))?;
+        }
+        Ok(arns)
+    }
+
+    /// Each of `arns`' status (ACTIVE, DRAINING), in order; "missing" for
+    /// one the cluster does not have.
+    pub async fn container_instance_states(
+        &self,
+        target: &EcsTarget,
+        arns: &[String],
+    ) -> Result<Vec<String>> {
+        let out = self
+            .ecs
+            .describe_container_instances()
+            .cluster(&target.cluster)
+            .set_container_instances(Some(arns.to_vec()))
+            .send()
+            .await
+            .map_err(aws(format!(
+                "DescribeContainerInstances {}",
+                target.cluster
+            )))?;
+        Ok(arns
+            .iter()
+            .map(|arn| {
+                out.container_instances()
+                    .iter()
+                    .find(|c| c.container_instance_arn() == Some(arn.as_str()))
+                    .and_then(|c| c.status())
+                    .unwrap_or("missing")
+                    .to_string()
+            })
+            .collect())
+    }
 
     /// Creates cluster `<prefix>`, a Fargate task definition and service
     /// `<prefix>-svc` with `desired_count` tasks, an optional scalable
@@ -821,6 +826,8 @@ impl LocalStack {
             .task_definition(&task_definition_arn)
             .desired_count(spec.desired_count)
             .launch_type(LaunchType::Fargate)
+            // Tasks carry the service's tags (the opt-in tag IAM checks on StopTask).
+            .propagate_tags(aws_sdk_ecs::types::PropagateTags::Service)
             .set_tags(Some(tags))
             .send()
             .await
@@ -1148,42 +1155,6 @@ fn ecs_tag(key: &str, value: &str) -> Result<EcsTag> {
     Ok(EcsTag::builder().key(key).value(value).build())
 }
 
-/// Replaces every `${Key}` in `text` by `values[Key]`; any placeholder
-/// without a value is an error naming it.
-pub fn substitute(text: &str, values: &BTreeMap<&str, String>) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut missing = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            return Err(format!(
-                "unterminated placeholder at ...{}",
-                &rest[start..rest.len().min(start + 40)]
-            ));
-        };
-        let key = &after[..end];
-        match values.get(key) {
-            Some(v) => out.push_str(v),
-            None => {
-                missing.push(key.to_string());
-                out.push_str(&rest[start..start + 2 + end + 1]);
-            }
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    if missing.is_empty() {
-        Ok(out)
-    } else {
-        Err(format!(
-            "placeholder(s) with no substitution: {}",
-            missing.join(", ")
-        ))
-    }
-}
-
 /// `<prefix>-<time>-<counter>`, at most 80 characters (the SFN limit).
 /// A name no other test run of this machine uses: `<name>-<pid>-<n>`, for
 /// the prefix of a test's own stack and target.
@@ -1247,20 +1218,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn substitute_fills_and_reports_missing() {
-        let mut v = BTreeMap::new();
-        v.insert("A", "1".to_string());
-        assert_eq!(substitute("x${A}y${A}", &v).unwrap(), "x1y1");
-        let e = substitute("${A} ${B} ${C}", &v).unwrap_err();
-        assert!(e.contains("B, C"), "{e}");
-        assert!(substitute("${A", &v).is_err());
-        assert_eq!(
-            substitute("no placeholders $ {}", &v).unwrap(),
-            "no placeholders $ {}"
-        );
-    }
-
-    #[test]
     fn execution_names_are_unique_and_short() {
         let a = execution_name(&"p".repeat(200));
         let b = execution_name(&"p".repeat(200));
@@ -1276,17 +1233,6 @@ mod tests {
         assert!(is_loopback_url("http://[::1]:5000"));
         assert!(!is_loopback_url("http://10.0.0.1:5000"));
         assert!(!is_loopback_url("https://sfn.us-east-1.amazonaws.com"));
-    }
-
-    #[test]
-    fn the_definition_fills_from_the_manifest() {
-        let path = workspace_root().join(manifest::STATE_MACHINE_DEFINITION);
-        let text = std::fs::read_to_string(&path).expect("definition readable");
-        let values = manifest::SUBSTITUTIONS
-            .iter()
-            .map(|k| (*k, "x".to_string()))
-            .collect();
-        substitute(&text, &values).expect("every placeholder has a substitution");
     }
 
     #[test]

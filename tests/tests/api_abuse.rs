@@ -8,77 +8,12 @@
 //! and `cloudwatch_probes_read_moto` below cover that probe). The stages
 //! are the write-up's users, with seconds for minutes.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use local::{LocalStack, Stack};
+use local::{DemoApi as Api, LocalStack, Stack};
 use serde_json::{json, Value};
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(240);
-
-/// The demo API, stopped when dropped.
-struct Api {
-    child: Child,
-    port: u16,
-}
-
-impl Api {
-    fn start(mode: &str) -> Api {
-        let root = local::workspace_root();
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|_| root.join("target"));
-        let bin = target.join("debug/turbulence-api-target");
-        assert!(
-            bin.exists(),
-            "{} is missing: build it with `cargo build -p api-target` (scripts/test does)",
-            bin.display()
-        );
-        let mut child = Command::new(&bin)
-            .args(["--port", "0", "--mode", mode, "--workers", "1"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the demo API");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        Api { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// `GET /admin/stats`.
-    fn stats(&self) -> Value {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            s,
-            "GET /admin/stats HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut answer = String::new();
-        s.read_to_string(&mut answer).unwrap();
-        let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("stats: {e}: {answer}"))
-    }
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn setup(name: &str) -> (LocalStack, Stack) {
     LocalStack::for_tests_with_stack(name).await
@@ -109,7 +44,7 @@ fn experiment(stack: &Stack, api: &Api) -> Value {
 
 #[tokio::test]
 async fn the_buggy_api_is_caught_answering_500_where_401_belongs() {
-    let api = Api::start("buggy");
+    let api = Api::start("buggy").expect("the demo API");
     let (local, stack) = setup("abuse-buggy").await;
     let execution = local
         .start_execution(&stack, &experiment(&stack, &api))
@@ -165,7 +100,7 @@ async fn the_buggy_api_is_caught_answering_500_where_401_belongs() {
     );
 
     // What the API itself counted agrees: it answered 500s.
-    let stats = api.stats();
+    let stats = api.stats().unwrap();
     assert!(
         stats["by_status"]["500"].as_u64().unwrap_or(0) > 0,
         "{stats}"
@@ -174,7 +109,7 @@ async fn the_buggy_api_is_caught_answering_500_where_401_belongs() {
 
 #[tokio::test]
 async fn the_fixed_api_passes() {
-    let api = Api::start("fixed");
+    let api = Api::start("fixed").expect("the demo API");
     let (local, stack) = setup("abuse-fixed").await;
     let execution = local
         .start_execution(&stack, &experiment(&stack, &api))
@@ -196,7 +131,7 @@ async fn the_fixed_api_passes() {
 /// Attack Map and the shares' reports are merged into one.
 #[tokio::test]
 async fn a_big_attack_fans_out_and_its_shares_are_merged() {
-    let api = Api::start("fixed");
+    let api = Api::start("fixed").expect("the demo API");
     let (local, stack) = setup("abuse-fanout").await;
     let mut doc = experiment(&stack, &api);
     let attack = &mut doc["method"][0]["provider"]["arguments"];
@@ -212,7 +147,7 @@ async fn a_big_attack_fans_out_and_its_shares_are_merged() {
     let report = &journal["run"][0]["output"];
     assert_eq!(report["shares"], 2, "{report}");
     assert_eq!(report["stages"][0]["users"], 150, "{report}");
-    let served = api.stats()["requests"].as_u64().unwrap();
+    let served = api.stats().unwrap()["requests"].as_u64().unwrap();
     let sent = report["totals"]["requests"].as_u64().unwrap();
     // The probes' requests are the difference (a few), never more.
     assert!(
@@ -223,7 +158,7 @@ async fn a_big_attack_fans_out_and_its_shares_are_merged() {
 
 #[tokio::test]
 async fn bad_attacks_are_refused_before_any_request() {
-    let api = Api::start("fixed");
+    let api = Api::start("fixed").expect("the demo API");
     let (local, stack) = setup("abuse-refused").await;
     let good = experiment(&stack, &api);
     let cases: Vec<(Value, &str, &str)> = vec![
@@ -272,7 +207,7 @@ async fn bad_attacks_are_refused_before_any_request() {
         assert!(cause.contains(needle), "expected '{needle}' in '{cause}'");
     }
     assert_eq!(
-        api.stats()["requests"],
+        api.stats().unwrap()["requests"],
         0,
         "no request reached the API, not even a probe"
     );

@@ -3,7 +3,7 @@
 //! timeout and memory, and the event source mapping that feeds it, changed
 //! by a run and put back by its rollbacks; a function without the opt-in
 //! tag refused and left as it was. (StopExecution with the janitor putting
-//! them back is fault-matrix row 11, `tests/tests/safety.rs`.)
+//! them back is fault-matrix row 12, `tests/tests/safety.rs`.)
 
 use std::time::Duration;
 
@@ -62,6 +62,12 @@ fn lambda_experiment(stack: &Stack, function: &str, mapping: &str) -> Value {
         probe("throttled", "get_function_concurrency", json!(0)),
         probe("timeout", "get_function_timeout", json!(30)),
         probe("memory", "get_function_memory_size", json!(256)),
+        probe(
+            "feed",
+            "list_event_source_mapping",
+            json!({"type": "jsonpath",
+            "path": "$.EventSourceMappings[0].State", "expect": "Disabled"}),
+        ),
     ];
     json!({
         "title": "a throttled function",
@@ -104,6 +110,12 @@ async fn the_rollbacks_put_back_what_the_awslambda_actions_changed() {
     let run = journal["run"].as_array().unwrap();
     assert_eq!(run[3]["output"]["State"], "Disabled", "{}", run[3]);
     assert_eq!(run[4]["output"], 0);
+    assert_eq!(
+        run[7]["output"]["EventSourceMappings"][0]["UUID"],
+        mapping.as_str(),
+        "{}",
+        run[7]
+    );
     // Undos newest first, then the lock releases.
     let undone: Vec<&str> = journal["rollbacks"]
         .as_array()

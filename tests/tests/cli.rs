@@ -170,3 +170,276 @@ fn tempdir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Every exit code of every command (`turbulence_cli::exit::COMMANDS`),
+/// each produced for real; each command's `--help` and the README's table
+/// say the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_exit_code_of_every_command_is_what_help_and_the_readme_say() {
+    use turbulence_cli::exit;
+    let (local, stack) = setup("cli-exits").await;
+    let dir = tempdir("cli-exits");
+    let shipped = local::workspace_root().join("experiments/ecs-random-task.json");
+    let file = |name: &str, text: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let invalid = file(
+        "invalid.json",
+        br#"{"title": "t", "description": "d", "method": [], "rollback": []}"#,
+    );
+    let not_utf8 = file("latin1.json", b"{\"title\": \"caf\xe9\"}");
+    let smoke_ok = file("smoke-ok.json", smoke(&stack, "OK").to_string().as_bytes());
+    let smoke_deviates = file(
+        "smoke-alarm.json",
+        smoke(&stack, "ALARM").to_string().as_bytes(),
+    );
+    let journal_path = dir.join("journal.json");
+    let journal = journal_path.to_str().unwrap().to_string();
+    let machine = stack.state_machine_arn.clone();
+    let no_such_execution = machine.replacen(":stateMachine:", ":execution:", 1) + ":never-started";
+    let endpoint = local.endpoint().to_string();
+    let run = |file: &str| -> Vec<String> {
+        [
+            "run",
+            file,
+            "--endpoint-url",
+            &endpoint,
+            "--state-machine-arn",
+            &machine,
+            "--journal-path",
+            &journal,
+            "--poll-seconds",
+            "0.5",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let cases: Vec<(&str, u8, Vec<String>)> = vec![
+        (
+            "validate",
+            exit::OK,
+            args(&["validate", shipped.to_str().unwrap()]),
+        ),
+        (
+            "validate",
+            exit::NOT_COMPLETED,
+            args(&["validate", &invalid]),
+        ),
+        ("validate", exit::USAGE, args(&["validate"])),
+        ("validate", exit::ERROR, args(&["validate", &not_utf8])),
+        ("run", exit::OK, run(&smoke_ok)),
+        ("run", exit::NOT_COMPLETED, run(&smoke_deviates)),
+        (
+            "run",
+            exit::USAGE,
+            args(&[
+                "run",
+                &smoke_ok,
+                "--state-machine-arn",
+                "turbulence-experiment",
+            ]),
+        ),
+        (
+            "run",
+            exit::ERROR,
+            args(&[
+                "run",
+                &smoke_ok,
+                "--state-machine-arn",
+                &machine,
+                "--endpoint-url",
+                "http://127.0.0.1:1",
+            ]),
+        ),
+        (
+            "journal",
+            exit::USAGE,
+            args(&["journal", "arn:aws:states:nope"]),
+        ),
+        (
+            "journal",
+            exit::ERROR,
+            args(&["journal", &no_such_execution, "--endpoint-url", &endpoint]),
+        ),
+        ("report", exit::USAGE, args(&["report"])),
+        (
+            "report",
+            exit::ERROR,
+            args(&[
+                "report",
+                &not_utf8,
+                "--out",
+                dir.join("r.html").to_str().unwrap(),
+            ]),
+        ),
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for (command, expected, argv) in &cases {
+        let out = tokio::task::block_in_place(|| {
+            Command::new(binary())
+                .args(argv)
+                .env("AWS_REGION", "us-east-1")
+                .output()
+                .unwrap()
+        });
+        let said = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(i32::from(*expected)),
+            "turbulence {argv:?}:\n{said}"
+        );
+        seen.insert((*command, *expected));
+        // The journal of the successful run feeds journal 0 and report 0.
+        if (*command, *expected) == ("run", exit::OK) {
+            let written: Value =
+                serde_json::from_str(&std::fs::read_to_string(&journal_path).unwrap()).unwrap();
+            let execution = written["turbulence"]["execution"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let journal_out = dir.join("fetched.json");
+            let fetched = Command::new(binary())
+                .args([
+                    "journal",
+                    &execution,
+                    "--endpoint-url",
+                    &endpoint,
+                    "--out",
+                    journal_out.to_str().unwrap(),
+                ])
+                .env("AWS_REGION", "us-east-1")
+                .output()
+                .unwrap();
+            assert_eq!(fetched.status.code(), Some(0), "{fetched:?}");
+            seen.insert(("journal", exit::OK));
+            let report = Command::new(binary())
+                .args([
+                    "report",
+                    journal_out.to_str().unwrap(),
+                    "--out",
+                    dir.join("report.html").to_str().unwrap(),
+                ])
+                .output()
+                .unwrap();
+            assert_eq!(report.status.code(), Some(0), "{report:?}");
+            seen.insert(("report", exit::OK));
+        }
+    }
+    // Ctrl-C while following: 130, and the execution goes on.
+    let mut following = std::process::Command::new(binary())
+        .args(run(&smoke_ok))
+        .env("AWS_REGION", "us-east-1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(following.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    assert!(first.starts_with("execution arn:"), "{first}");
+    let interrupt = Command::new("kill")
+        .args(["-INT", &following.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    let status = tokio::task::block_in_place(|| following.wait().unwrap());
+    assert_eq!(status.code(), Some(i32::from(exit::INTERRUPTED)));
+    seen.insert(("run", exit::INTERRUPTED));
+    // The execution was left running: it ends by itself, completed.
+    let execution = first.trim().trim_start_matches("execution ").to_string();
+    let done = local
+        .wait_for(&execution, std::time::Duration::from_secs(240))
+        .await
+        .unwrap();
+    assert!(done.succeeded(), "{done:?}");
+
+    for (command, codes) in exit::COMMANDS {
+        for (code, _) in *codes {
+            assert!(
+                seen.contains(&(*command, *code)),
+                "no case makes `turbulence {command}` exit {code}"
+            );
+        }
+        let help = Command::new(binary())
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&help.stdout);
+        assert!(
+            help.contains(&exit::help(command)),
+            "`turbulence {command} --help`:\n{help}"
+        );
+    }
+    let readme = std::fs::read_to_string(local::workspace_root().join("README.md")).unwrap();
+    assert!(
+        readme.contains(&exit::markdown()),
+        "README.md must hold this table:\n{}",
+        exit::markdown()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--var` and `--var-file` point the shipped ECS experiment, unedited, at
+/// a service of another name, with the stack's alarm and compressed time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vars_point_the_shipped_ecs_experiment_at_another_service() {
+    let (local, stack) = setup("cli-vars").await;
+    // Auto scaling brings it back after the scale to zero.
+    let mut spec = local::EcsTargetSpec::new(format!("{}-renamed", stack.prefix), 3);
+    spec.min_capacity = Some(3);
+    let target = local.create_ecs_target(&spec).await.unwrap();
+    let dir = tempdir("cli-vars");
+    let var_file = dir.join("vars.json");
+    std::fs::write(
+        &var_file,
+        json!({"configuration": {"cluster": target.cluster, "abort_alarm": stack.abort_alarm}})
+            .to_string(),
+    )
+    .unwrap();
+    let shipped = local::workspace_root().join("experiments/ecs-random-task.json");
+    let out = tokio::task::block_in_place(|| {
+        Command::new(binary())
+            .arg("run")
+            .arg(&shipped)
+            .args(["--var-file", var_file.to_str().unwrap()])
+            .args(["--var", &format!("service={}", target.service)])
+            .args(["--var", "time_scale:float=0.0016667"])
+            .args([
+                "--endpoint-url",
+                local.endpoint(),
+                "--state-machine-arn",
+                &stack.state_machine_arn,
+            ])
+            .args([
+                "--journal-path",
+                dir.join("journal.json").to_str().unwrap(),
+                "--poll-seconds",
+                "0.5",
+            ])
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap()
+    });
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let journal: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("journal.json")).unwrap()).unwrap();
+    assert_eq!(journal["status"], "completed");
+    let stop = &journal["run"][0];
+    assert_eq!(stop["activity"]["name"], "stop-random-task");
+    assert_eq!(
+        stop["activity"]["provider"]["arguments"]["service"],
+        json!(target.service)
+    );
+    assert_eq!(
+        stop["activity"]["provider"]["arguments"]["cluster"],
+        json!(target.cluster)
+    );
+    assert_eq!(local.desired_count(&target).await.unwrap(), 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}

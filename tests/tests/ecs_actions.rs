@@ -1,9 +1,10 @@
 //! chaosaws's ecs actions beyond the ECS experiment's, end to end on the
 //! local stack: a service's deployment configuration, placement strategy
-//! and tags changed and a task stopped by a run, put back by its rollbacks;
+//! and tags changed, a container instance drained and a task stopped by a
+//! run, put back by its rollbacks;
 //! the probes read as chaosaws's jsonpath tolerances expect; a service
 //! without the opt-in tag refused and left as it was. (StopExecution with
-//! the janitor putting them back is fault-matrix row 12,
+//! the janitor putting them back is fault-matrix row 13,
 //! `tests/tests/safety.rs`.)
 
 use std::collections::BTreeMap;
@@ -77,7 +78,7 @@ fn python(kind: &str, name: &str, func: &str, arguments: Value) -> Value {
             "arguments": arguments}})
 }
 
-fn experiment(stack: &Stack, target: &EcsTarget, service_arn: &str) -> Value {
+fn experiment(stack: &Stack, target: &EcsTarget, service_arn: &str, instance: &str) -> Value {
     let at = json!({"cluster": target.cluster, "service": target.service});
     let mut deployment = python(
         "probe",
@@ -101,6 +102,8 @@ fn experiment(stack: &Stack, target: &EcsTarget, service_arn: &str) -> Value {
         "title": "an ECS service reconfigured",
         "description": "its deployment, placement and tags changed, then put back",
         "method": [
+            python("action", "drain one", "update_container_instances_state",
+                json!({"cluster": target.cluster, "container_instances": [instance], "status": "DRAINING"})),
             python("action", "no headroom", "set_service_deployment_configuration",
                 json!({"cluster": target.cluster, "service": target.service,
                     "maximum_percent": 100, "minimum_healthy_percent": 0})),
@@ -124,10 +127,17 @@ fn experiment(stack: &Stack, target: &EcsTarget, service_arn: &str) -> Value {
 async fn the_rollbacks_put_back_what_the_ecs_actions_changed() {
     let (local, stack) = LocalStack::for_tests_with_stack("ecs-actions").await;
     let target = target(&local, &stack, true).await;
+    let instances = local
+        .register_container_instances(&target, 4, true)
+        .await
+        .unwrap();
     let before = settings(&local, &target).await;
     assert_eq!(before.0, Some(BEFORE));
     let execution = local
-        .start_execution(&stack, &experiment(&stack, &target, &before.3))
+        .start_execution(
+            &stack,
+            &experiment(&stack, &target, &before.3, &instances[0]),
+        )
         .await
         .unwrap();
     let done = local.wait_for(&execution, RUN_TIMEOUT).await.unwrap();
@@ -137,15 +147,20 @@ async fn the_rollbacks_put_back_what_the_ecs_actions_changed() {
     let run = journal["run"].as_array().unwrap();
     // The stop named its task; the probes met their jsonpath tolerances;
     // describe_tasks lists the tasks that should run, not the stopped one.
-    let stopped = run[3]["output"]["task"]["taskArn"].as_str().unwrap();
-    let tasks = run[7]["output"]["tasks"].as_array().unwrap();
-    assert!(!tasks.is_empty(), "{}", run[7]);
+    assert_eq!(
+        run[0]["output"]["containerInstances"][0]["status"], "DRAINING",
+        "{}",
+        run[0]
+    );
+    let stopped = run[4]["output"]["task"]["taskArn"].as_str().unwrap();
+    let tasks = run[8]["output"]["tasks"].as_array().unwrap();
+    assert!(!tasks.is_empty(), "{}", run[8]);
     assert!(
         tasks
             .iter()
             .all(|t| t["desiredStatus"] == "RUNNING" && t["taskArn"] != stopped),
         "{}",
-        run[7]
+        run[8]
     );
     let undone: Vec<&str> = journal["rollbacks"]
         .as_array()
@@ -162,17 +177,33 @@ async fn the_rollbacks_put_back_what_the_ecs_actions_changed() {
         ],
         "{undone:?}"
     );
+    assert_eq!(undone[3], "update_container_instances_state", "{undone:?}");
     let after = settings(&local, &target).await;
     assert_eq!(after, before, "deployment, placement and tags as they were");
+    assert_eq!(
+        local
+            .container_instance_states(&target, &instances)
+            .await
+            .unwrap(),
+        ["ACTIVE"; 4],
+        "the drained instance is ACTIVE again"
+    );
 }
 
 #[tokio::test]
 async fn a_service_without_the_opt_in_tag_is_refused_and_untouched() {
     let (local, stack) = LocalStack::for_tests_with_stack("ecs-refused").await;
     let target = target(&local, &stack, false).await;
+    let instances = local
+        .register_container_instances(&target, 4, false)
+        .await
+        .unwrap();
     let before = settings(&local, &target).await;
     let execution = local
-        .start_execution(&stack, &experiment(&stack, &target, &before.3))
+        .start_execution(
+            &stack,
+            &experiment(&stack, &target, &before.3, &instances[0]),
+        )
         .await
         .unwrap();
     let done = local.wait_for(&execution, RUN_TIMEOUT).await.unwrap();
@@ -182,4 +213,11 @@ async fn a_service_without_the_opt_in_tag_is_refused_and_untouched() {
         "the refusal names the opt-in tag"
     );
     assert_eq!(settings(&local, &target).await, before);
+    assert_eq!(
+        local
+            .container_instance_states(&target, &instances)
+            .await
+            .unwrap(),
+        ["ACTIVE"; 4]
+    );
 }

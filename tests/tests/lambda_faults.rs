@@ -1,17 +1,12 @@
 //! The Lambda fault-injection experiment end to end on the local stack: the
-//! moderation function (wrapped with the `inject` layer) runs under
-//! `cargo lambda watch` and reads its fault configuration from moto's SSM.
-//!
-//! Both tests write the one parameter the moderation function reads, so
-//! they take turns.
+//! stack's own moderation function (wrapped with the `inject` layer, as
+//! template.yaml deploys it) reads its fault configuration from moto's SSM,
+//! under the stack's `FaultParameterPrefix`, so the tests run side by side.
 
 use std::time::{Duration, Instant};
 
-use local::{manifest, AlarmState, LocalStack, Stack};
+use local::{AlarmState, LocalStack, Stack};
 use serde_json::{json, Value};
-use tokio::sync::Mutex;
-
-static PARAMETER: Mutex<()> = Mutex::const_new(());
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
 async fn setup(name: &str) -> (LocalStack, Stack) {
@@ -24,7 +19,8 @@ fn experiment(stack: &Stack, invocations: u32) -> Value {
     ))
     .unwrap();
     doc["configuration"]["invocations"] = json!(invocations);
-    doc["configuration"]["fault_parameter"] = json!(manifest::MODERATION_FAULT_PARAMETER);
+    doc["configuration"]["function_name"] = json!(stack.moderation_function);
+    doc["configuration"]["fault_parameter"] = json!(stack.moderation_fault_parameter());
     doc["extensions"][0]["abort_alarms"] = json!([stack.abort_alarm]);
     doc["extensions"][0]["poll_interval_seconds"] = json!(1);
     doc
@@ -36,7 +32,6 @@ fn rate(output: &Value, outcome: &str) -> f64 {
 
 #[tokio::test]
 async fn injected_faults_are_seen_at_their_rates_and_gone_afterwards() {
-    let _turn = PARAMETER.lock().await;
     let (local, stack) = setup("faults").await;
     let execution = local
         .start_execution(&stack, &experiment(&stack, 200))
@@ -79,7 +74,7 @@ async fn injected_faults_are_seen_at_their_rates_and_gone_afterwards() {
 
     assert_eq!(
         local
-            .parameter(manifest::MODERATION_FAULT_PARAMETER)
+            .parameter(&stack.moderation_fault_parameter())
             .await
             .unwrap(),
         None,
@@ -89,7 +84,6 @@ async fn injected_faults_are_seen_at_their_rates_and_gone_afterwards() {
 
 #[tokio::test]
 async fn an_abort_while_faults_are_injected_still_deletes_them() {
-    let _turn = PARAMETER.lock().await;
     let (local, stack) = setup("faults-abort").await;
     // Far more invocations than the test waits for: only the abort ends it.
     let execution = local
@@ -99,7 +93,7 @@ async fn an_abort_while_faults_are_injected_still_deletes_them() {
 
     let deadline = Instant::now() + Duration::from_secs(60);
     while local
-        .parameter(manifest::MODERATION_FAULT_PARAMETER)
+        .parameter(&stack.moderation_fault_parameter())
         .await
         .unwrap()
         .is_none()
@@ -109,7 +103,7 @@ async fn an_abort_while_faults_are_injected_still_deletes_them() {
     }
     let injected: Value = serde_json::from_str(
         &local
-            .parameter(manifest::MODERATION_FAULT_PARAMETER)
+            .parameter(&stack.moderation_fault_parameter())
             .await
             .unwrap()
             .unwrap(),
@@ -130,7 +124,7 @@ async fn an_abort_while_faults_are_injected_still_deletes_them() {
     assert_eq!(done.error.as_deref(), Some("ExperimentAborted"), "{done:?}");
     assert_eq!(
         local
-            .parameter(manifest::MODERATION_FAULT_PARAMETER)
+            .parameter(&stack.moderation_fault_parameter())
             .await
             .unwrap(),
         None,

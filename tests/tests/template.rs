@@ -6,7 +6,8 @@
 //!   entry, and every entry is used;
 //! - each definition is a well-formed graph: targets exist, every state is
 //!   reachable and has a way on to an end;
-//! - template.yaml and `local::manifest` (what the local stack deploys) agree;
+//! - every function names the binary `sam build` (and the local stack, which
+//!   deploys template.yaml itself) runs;
 //! - IAM is least privilege: exact actions per function (the engine's own,
 //!   below, and its activities' from the catalogue), no wildcard actions, `"*"` resources only where AWS offers
 //!   no resource-level permission; every role belongs to a function, the
@@ -297,112 +298,58 @@ fn state_machine_definitions_are_well_formed_graphs() {
     assert_no_problems("state machine graph", problems);
 }
 
+/// The local stack runs each deployed function's `target/debug/<Binary>`,
+/// and `sam build` builds it: every function names its binary.
 #[test]
-fn template_matches_the_local_manifest() {
+fn every_function_is_built_by_cargo_lambda_and_names_its_binary() {
     let template = Template::load();
     let mut problems = Vec::new();
-
-    let in_template: BTreeSet<(String, String)> = template
-        .resources_of_type("AWS::Serverless::Function")
-        .map(|(id, function)| {
-            let binary = function
-                .get("Metadata")
-                .and_then(|m| m.get("BuildProperties"))
-                .and_then(|b| b.get("Binary"))
-                .and_then(Value::as_str);
-            let method = function.get("Metadata").and_then(|m| m.get("BuildMethod")).and_then(Value::as_str);
-            if method != Some("rust-cargolambda") {
-                problems.push(format!(
-                    "Resources.{id}.Metadata.BuildMethod is {method:?}, expected \"rust-cargolambda\""
-                ));
-            }
-            if binary.is_none() {
-                problems.push(format!("Resources.{id}.Metadata.BuildProperties.Binary is missing"));
-            }
-            (id.to_owned(), binary.unwrap_or_default().to_owned())
-        })
-        .collect();
-    let in_manifest: BTreeSet<(String, String)> = manifest::FUNCTIONS
-        .iter()
-        .chain([&manifest::JANITOR])
-        .chain(manifest::TARGET_FUNCTIONS)
-        .map(|f| (f.logical_id.to_owned(), f.binary.to_owned()))
-        .collect();
-    for (id, binary) in in_template.difference(&in_manifest) {
-        problems.push(format!(
-            "template.yaml has function {id} (binary {binary}) that local::manifest::FUNCTIONS / TARGET_FUNCTIONS lack"
-        ));
+    for (id, function) in template.resources_of_type("AWS::Serverless::Function") {
+        let metadata = function.get("Metadata");
+        let method = metadata
+            .and_then(|m| m.get("BuildMethod"))
+            .and_then(Value::as_str);
+        if method != Some("rust-cargolambda") {
+            problems.push(format!(
+                "Resources.{id}.Metadata.BuildMethod is {method:?}, expected \"rust-cargolambda\""
+            ));
+        }
+        let binary = metadata
+            .and_then(|m| m.get("BuildProperties"))
+            .and_then(|b| b.get("Binary"))
+            .and_then(Value::as_str);
+        if binary.is_none() {
+            problems.push(format!(
+                "Resources.{id}.Metadata.BuildProperties.Binary is missing"
+            ));
+        }
     }
-    for (id, binary) in in_manifest.difference(&in_template) {
-        problems.push(format!(
-            "local::manifest::FUNCTIONS has {id} (binary {binary}) that template.yaml lacks"
-        ));
-    }
+    assert_no_problems("function builds", problems);
+}
 
-    let machines: Vec<_> = template
+/// The functions the state machine runs: those whose ARN its
+/// `DefinitionSubstitutions` pass (`!GetAtt <Function>.Arn`).
+fn state_machine_functions(template: &Template) -> BTreeSet<String> {
+    template
         .resources_of_type("AWS::Serverless::StateMachine")
-        .collect();
-    if machines.len() != 1 {
-        problems.push(format!(
-            "template.yaml has {} AWS::Serverless::StateMachine resources, local::manifest describes exactly one",
-            machines.len()
-        ));
-    }
-    for (id, machine) in machines {
-        let uri = machine.props().get("DefinitionUri").and_then(Value::as_str);
-        if uri != Some(manifest::STATE_MACHINE_DEFINITION) {
-            problems.push(format!(
-                "Resources.{id}.Properties.DefinitionUri is {uri:?}, local::manifest::STATE_MACHINE_DEFINITION is {:?}",
-                manifest::STATE_MACHINE_DEFINITION
-            ));
-        }
-        let substitutions = machine
-            .props()
-            .get("DefinitionSubstitutions")
-            .and_then(Value::as_mapping);
-        let keys: BTreeSet<&str> = substitutions
-            .map(|m| m.keys().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let expected: BTreeSet<&str> = manifest::SUBSTITUTIONS.iter().copied().collect();
-        for key in keys.difference(&expected) {
-            problems.push(format!(
-                "Resources.{id}.Properties.DefinitionSubstitutions.{key} is not in local::manifest::SUBSTITUTIONS"
-            ));
-        }
-        for key in expected.difference(&keys) {
-            problems.push(format!(
-                "local::manifest::SUBSTITUTIONS has {key}, missing from Resources.{id}.Properties.DefinitionSubstitutions"
-            ));
-        }
-        // Each <Logical id>Arn names that function's ARN; the queue URL is the queue's Ref.
-        for (key, value) in substitutions.into_iter().flatten() {
-            let Some(key) = key.as_str() else { continue };
-            let at = format!("Resources.{id}.Properties.DefinitionSubstitutions.{key}");
-            if let Some(function) = key.strip_suffix("Arn") {
-                if manifest::FUNCTIONS.iter().any(|f| f.logical_id == function) {
-                    if get_att(value) != Some((function.to_owned(), "Arn".to_owned())) {
-                        problems.push(format!(
-                            "{at} is {}, expected !GetAtt {function}.Arn",
-                            show(value)
-                        ));
-                    }
-                    continue;
-                }
-            }
-            if key == "DeadLetterQueueUrl" {
-                match reference(value)
-                    .and_then(|target| template.resource(&target).map(|r| (target, r)))
-                {
-                    Some((_, queue)) if queue.kind() == "AWS::SQS::Queue" => {}
-                    _ => problems.push(format!(
-                        "{at} is {}, expected !Ref of an AWS::SQS::Queue",
-                        show(value)
-                    )),
-                }
-            }
-        }
-    }
-    assert_no_problems("template/manifest drift", problems);
+        .flat_map(|(_, machine)| {
+            machine
+                .props()
+                .get("DefinitionSubstitutions")
+                .and_then(Value::as_mapping)
+                .into_iter()
+                .flatten()
+                .filter_map(|(_, value)| get_att(value))
+                .filter(|(target, attribute)| {
+                    attribute == "Arn"
+                        && template
+                            .resource(target)
+                            .is_some_and(|r| r.kind() == "AWS::Serverless::Function")
+                })
+                .map(|(target, _)| target)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 #[test]
@@ -530,11 +477,10 @@ fn each_function_is_granted_exactly_what_it_calls() {
     let mut problems = Vec::new();
 
     let function_calls = function_calls();
-    for f in manifest::FUNCTIONS {
-        if !function_calls.iter().any(|(id, _)| *id == f.logical_id) {
+    for (function, _) in template.resources_of_type("AWS::Serverless::Function") {
+        if !function_calls.iter().any(|(id, _)| *id == function) {
             problems.push(format!(
-                "{} is in local::manifest::FUNCTIONS but not in ENGINE_CALLS (this test's spec)",
-                f.logical_id
+                "{function} is a function of template.yaml but not in ENGINE_CALLS (this test's spec)"
             ));
         }
     }
@@ -642,10 +588,7 @@ fn state_machine_may_invoke_exactly_the_functions() {
                     .collect::<Vec<_>>()
             })
             .collect();
-        let functions: BTreeSet<String> = manifest::FUNCTIONS
-            .iter()
-            .map(|f| f.logical_id.to_owned())
-            .collect();
+        let functions = state_machine_functions(&template);
         for extra in invoked.difference(&functions) {
             problems.push(format!(
                 "{id} may invoke {extra}, which is not one of its functions"
@@ -1310,6 +1253,29 @@ fn check_roles(template: &Template) -> Vec<String> {
                 .entry(role)
                 .or_default()
                 .push((id.to_owned(), service));
+        }
+        // A function's ScheduleV2 events run as the scheduler role they name.
+        for (event, body) in resource
+            .props()
+            .get("Events")
+            .and_then(Value::as_mapping)
+            .into_iter()
+            .flatten()
+        {
+            if body.get("Type").and_then(Value::as_str) != Some("ScheduleV2") {
+                continue;
+            }
+            if let Some((role, _)) = body
+                .get("Properties")
+                .and_then(|p| p.get("RoleArn"))
+                .and_then(get_att)
+            {
+                let user = format!("{id}.Events.{}", event.as_str().unwrap_or_default());
+                users
+                    .entry(role)
+                    .or_default()
+                    .push((user, "scheduler.amazonaws.com"));
+            }
         }
     }
     for (role, _) in template.resources_of_type("AWS::IAM::Role") {

@@ -68,6 +68,7 @@ fn valid_attack(c: &Call) -> Result<(), String> {
         max_users: u32::MAX,
         max_rps: 1e9,
         max_total_requests: u64::MAX,
+        allow_loopback: true,
         ..Default::default()
     };
     parsed

@@ -57,15 +57,12 @@ fn valid_request(c: &Call) -> Result<(), String> {
 async fn http(c: &Call, _: &Ports<'_>, ctx: &mut Context<'_>) -> Result<Outcome, ActivityError> {
     let probe = load::http::HttpProbe::from_json(request(c))
         .map_err(|e| ActivityError::Failed(e.to_string()))?;
-    let out = probe
-        .run(&ctx.load_limits.allowed_hosts)
-        .await
-        .map_err(|e| match e {
-            load::LoadError::Invalid { .. }
-            | load::LoadError::Spec { .. }
-            | load::LoadError::HostNotAllowed { .. } => ActivityError::Refused(e.to_string()),
-            other => ActivityError::Failed(other.to_string()),
-        })?;
+    let out = probe.run(ctx.load_limits).await.map_err(|e| match e {
+        load::LoadError::Invalid { .. }
+        | load::LoadError::Spec { .. }
+        | load::LoadError::HostNotAllowed { .. } => ActivityError::Refused(e.to_string()),
+        other => ActivityError::Failed(other.to_string()),
+    })?;
     Ok(Outcome::output(
         serde_json::to_value(out).unwrap_or(Value::Null),
     ))

@@ -83,6 +83,8 @@ impl T {
             },
             load_limits: load::Limits {
                 allowed_hosts: vec!["127.0.0.1".into()],
+                // The local stack's opt-out: the target is on loopback.
+                allow_loopback: true,
                 ..Default::default()
             },
             environment: BTreeMap::new(),

@@ -91,10 +91,68 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + 'static,
 {
-    move |e| Error::Aws {
-        call,
-        message: sdk_message(&e),
+    move |e| {
+        let message = sdk_message(&e);
+        let message = match hint(e.code(), &message) {
+            Some(hint) => format!("{message}\n  hint: {hint}"),
+            None => message,
+        };
+        Error::Aws { call, message }
     }
+}
+
+/// What a person can do about an AWS error, when it is a common one.
+pub fn hint(code: Option<&str>, message: &str) -> Option<&'static str> {
+    let lower = message.to_ascii_lowercase();
+    Some(match code {
+        Some("ExpiredToken" | "ExpiredTokenException" | "RequestExpired") => {
+            "your AWS session expired: `aws sso login` (with --profile NAME if you use one), or refresh your credentials"
+        }
+        Some("UnrecognizedClientException" | "InvalidSignatureException" | "InvalidClientTokenId") => {
+            "these credentials are not valid here: check AWS_PROFILE / AWS_ACCESS_KEY_ID, and that the profile is for this account"
+        }
+        Some("AccessDeniedException" | "AccessDenied") => {
+            "your identity may not make this call: ask for the permission named above (the README's Deploying section lists what `turbulence run` needs)"
+        }
+        Some("StateMachineDoesNotExist") => {
+            "no such state machine in this Region: check the ARN (the stack's StateMachineArn output) and --region / AWS_REGION"
+        }
+        Some("ExecutionDoesNotExist") => {
+            "no such execution in this Region: check the ARN and --region / AWS_REGION"
+        }
+        _ if lower.contains("credentials") => {
+            "no AWS credentials found: set AWS_PROFILE (and run `aws sso login` if it uses SSO), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        }
+        _ if lower.contains("connection refused") || lower.contains("dns error") => {
+            "nothing answered: check --endpoint-url / AWS_ENDPOINT_URL (the local stack: `scripts/stack start && source .local-stack/env`) and your network"
+        }
+        _ => return None,
+    })
+}
+
+/// Refuse an ARN that is not of `kind` (`stateMachine`, `execution`)
+/// before any call is made, naming the option it came from.
+pub fn check_arn(arn: &str, kind: &str, option: &str) -> Result<(), Error> {
+    let parts: Vec<&str> = arn.splitn(7, ':').collect();
+    let ok = parts.len() >= 7
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "states"
+        && !parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5] == kind
+        && !parts[6].is_empty();
+    if ok {
+        return Ok(());
+    }
+    let example = match kind {
+        "stateMachine" => "arn:aws:states:us-east-1:123456789012:stateMachine:turbulence-Experiment-abc (the stack's StateMachineArn output)",
+        _ => "arn:aws:states:us-east-1:123456789012:execution:<state machine>:<name> (what `turbulence run` printed)",
+    };
+    Err(Error::Usage(format!(
+        "{option}: '{arn}' is not a Step Functions {kind} ARN; expected {example}"
+    )))
 }
 
 /// Starts an execution; returns its ARN.

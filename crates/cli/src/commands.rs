@@ -8,18 +8,26 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::files::{self, MAX_JOURNAL_FILE_BYTES};
+use crate::vars::Vars;
 use crate::{aws, exit, journal, report, validate, Error};
 
-/// `turbulence validate FILE...`: one line per file on stdout.
-pub fn validate(paths: &[PathBuf], offline: &validate::Offline) -> u8 {
+/// `turbulence validate FILE...`: one line per file on stdout. Exits 1
+/// when an experiment is invalid, 3 when a file could not be read as one
+/// (unreadable, not UTF-8, not JSON), whichever is worse.
+pub fn validate(paths: &[PathBuf], offline: &validate::Offline, vars: &Vars) -> u8 {
     let mut code = exit::OK;
     let mut out = std::io::stdout().lock();
     for path in paths {
-        let result = validate::check_file(path, offline);
-        if result.is_err() {
-            code = exit::NOT_COMPLETED;
+        let result = validate::check_file(path, offline, vars);
+        if let Err(e) = &result {
+            code = code.max(e.exit_code());
         }
         let _ = writeln!(out, "{}", validate::line(path, &result));
+        if let Ok((_, valid)) = &result {
+            for note in valid.notes() {
+                let _ = writeln!(out, "  {note}");
+            }
+        }
     }
     code
 }
@@ -44,6 +52,8 @@ pub struct RunOptions {
     pub poll: Duration,
     /// A dry-run mode, set in the experiment's `turbulence` extension.
     pub dry: Option<String>,
+    /// `--var` / `--var-file` values for the experiment's configuration.
+    pub vars: Vars,
 }
 
 /// Put a dry-run mode into the experiment's `turbulence` extension (added
@@ -65,33 +75,51 @@ pub fn with_dry_run(mut doc: Value, mode: &str) -> Value {
 /// journal, exit as `chaos run` does. Ctrl-C leaves the execution running
 /// and says how to stop it.
 pub async fn run(o: RunOptions) -> Result<u8, Error> {
+    aws::check_arn(&o.state_machine_arn, "stateMachine", "--state-machine-arn")?;
     let (input, title) = match &o.source {
         // The deployment's default abort alarms are not known here: Plan
         // checks that the experiment has one.
-        Source::File(path) => match validate::check_file(
-            path,
-            &validate::Offline {
+        Source::File(path) => {
+            let offline = validate::Offline {
                 default_abort_alarms: None,
                 region: o.region.clone(),
-            },
-        ) {
-            Ok((doc, valid)) => (doc, Some(valid.experiment.title)),
-            Err(e) => {
-                eprintln!("{}", validate::line(path, &Err(e)));
-                eprintln!("not started: Plan would refuse it too");
-                return Ok(exit::NOT_COMPLETED);
+            };
+            match validate::check_file(path, &offline, &o.vars) {
+                Ok((doc, valid)) => (doc, Some(valid.experiment.title)),
+                Err(e) => {
+                    let code = e.exit_code();
+                    eprintln!("{}", validate::line(path, &Err(e)));
+                    if code == exit::NOT_COMPLETED {
+                        eprintln!("not started: Plan would refuse it too");
+                    }
+                    return Ok(code);
+                }
             }
-        },
+        }
+        Source::Parameter(name) if !o.vars.is_empty() => {
+            return Err(Error::Usage(format!(
+                "--var and --var-file change an experiment file; the one in {name} is read by Plan as it is stored: publish it with the values you want"
+            )))
+        }
         Source::Parameter(name) => (json!({ "experiment_parameter": name }), None),
     };
+    for secret in o.vars.literal_secrets() {
+        eprintln!("warning: secret {secret} from a var file is plain text: it travels in the execution's input, which Step Functions keeps in its history; prefer {{\"type\": \"ssm\", \"name\": ...}}");
+    }
     let input = match (&o.dry, &o.source) {
         (Some(mode), Source::File(_)) => with_dry_run(input, mode),
         (Some(_), Source::Parameter(_)) => {
-            eprintln!("--dry works on a file (a published experiment is read by Plan as stored)");
-            return Ok(exit::USAGE);
+            return Err(Error::Usage(
+                "--dry works on a file (a published experiment is read by Plan as stored)".into(),
+            ))
         }
         (None, _) => input,
     };
+    // Listening before the execution starts: a Ctrl-C from then on says how
+    // to stop it (a listener made later would miss an early one, and the
+    // default handler would end the process without a word).
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| Error::Other(format!("cannot listen for Ctrl-C: {e}")))?;
     let client = aws::connect(o.endpoint_url.as_deref(), o.region.as_deref()).await?;
     let name = o
         .name
@@ -116,7 +144,7 @@ pub async fn run(o: RunOptions) -> Result<u8, Error> {
     say(&format!("execution {arn}"));
     let followed = tokio::select! {
         r = aws::follow(&client, &arn, o.poll, say) => r?,
-        _ = tokio::signal::ctrl_c() => {
+        _ = interrupt.recv() => {
             eprintln!("{}", interrupted_message(&arn, o.endpoint_url.as_deref()));
             return Ok(exit::INTERRUPTED);
         }
@@ -192,6 +220,7 @@ pub async fn journal(
     region: Option<&str>,
     out: Option<&Path>,
 ) -> Result<u8, Error> {
+    aws::check_arn(execution_arn, "execution", "EXECUTION_ARN")?;
     let client = aws::connect(endpoint_url, region).await?;
     let ended = aws::describe(&client, execution_arn).await?;
     let events = if ended.status == "SUCCEEDED" && ended.output.is_some() {

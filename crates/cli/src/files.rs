@@ -52,11 +52,20 @@ pub fn read_capped(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8
     Ok(buf)
 }
 
-/// Parses JSON text, skipping a UTF-8 byte-order mark (editors on Windows
-/// write one).
-pub fn parse_json(path: &Path, bytes: &[u8]) -> Result<Value, Error> {
+/// The bytes as UTF-8 text, without a byte-order mark (editors on Windows
+/// write one); anything else is named as not UTF-8, not as bad JSON.
+pub fn utf8<'b>(path: &Path, bytes: &'b [u8]) -> Result<&'b str, Error> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    serde_json::from_slice(bytes).map_err(|source| Error::Json {
+    std::str::from_utf8(bytes).map_err(|e| Error::NotUtf8 {
+        path: display(path),
+        valid_up_to: e.valid_up_to(),
+        byte: bytes[e.valid_up_to()],
+    })
+}
+
+/// Parses JSON text (UTF-8, a byte-order mark skipped).
+pub fn parse_json(path: &Path, bytes: &[u8]) -> Result<Value, Error> {
+    serde_json::from_str(utf8(path, bytes)?).map_err(|source| Error::Json {
         path: display(path),
         source,
     })

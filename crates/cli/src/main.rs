@@ -9,17 +9,31 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use turbulence_cli::commands::{self, RunOptions, Source};
 use turbulence_cli::exit;
+use turbulence_cli::vars::Vars;
 
 #[derive(Parser)]
 #[command(
     name = "turbulence",
     version,
     about = "Serverless chaos engineering on AWS Step Functions: validate, run and report Chaos Toolkit experiments",
-    after_help = exit::HELP
+    after_help = exit::help_all()
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--var` and `--var-file`, as `chaos run` takes them.
+#[derive(Args)]
+struct VarArgs {
+    /// A configuration value, NAME=VALUE or NAME:TYPE=VALUE (TYPE: str, int,
+    /// float, bool); may be repeated; wins over --var-file and the file
+    #[arg(long = "var", value_name = "NAME[:TYPE]=VALUE")]
+    vars: Vec<String>,
+    /// A JSON or YAML file of {"configuration": {...}, "secrets": {...}};
+    /// may be repeated, later files winning
+    #[arg(long = "var-file", value_name = "FILE")]
+    var_files: Vec<PathBuf>,
 }
 
 /// Where the AWS calls go.
@@ -39,9 +53,10 @@ enum Command {
     /// Check experiment files offline, as Plan does before anything runs
     /// (the checks that need the account, such as abort alarms and guards,
     /// are left to the run)
-    #[command(
-        after_help = "Prints `FILE: ok (N steps, M rollbacks)` or `FILE: invalid: <why>` per file.\n\nExit codes: 0 all valid, 1 any invalid, 2 bad usage."
-    )]
+    #[command(after_help = format!(
+        "Prints `FILE: ok (N steps, M rollbacks)` or `FILE: invalid: <why>` per file, then what\nthe run adds (its expected duration).\n\n{}",
+        exit::help("validate")
+    ))]
     Validate {
         /// Experiment files (JSON, at most 1 MiB to read; Plan takes at most 64 KiB)
         #[arg(required = true, value_name = "FILE")]
@@ -54,10 +69,12 @@ enum Command {
         /// unknown: left to the run
         #[arg(long, env = "AWS_REGION", value_name = "REGION")]
         region: Option<String>,
+        #[command(flatten)]
+        vars: VarArgs,
     },
     /// Start an execution of an experiment, follow it step by step, write
     /// its journal and exit as `chaos run` does
-    #[command(after_help = exit::HELP)]
+    #[command(after_help = exit::help("run"))]
     Run {
         /// The experiment file (validated first; an invalid one is not started)
         #[arg(value_name = "FILE", required_unless_present = "parameter")]
@@ -86,12 +103,12 @@ enum Command {
         /// pause are recorded as they would be called, not called
         #[arg(long, value_name = "MODE", value_parser = ["probes", "actions", "activities", "pause"])]
         dry: Option<String>,
+        #[command(flatten)]
+        vars: VarArgs,
     },
     /// Fetch the journal of an execution: its output if it succeeded, else
     /// the output of its last Journal state
-    #[command(
-        after_help = "Exit codes: 0 journal written, 2 bad usage, 3 no journal (still running,\nended before its Journal state) or an AWS call failed."
-    )]
+    #[command(after_help = exit::help("journal"))]
     Journal {
         #[arg(value_name = "EXECUTION_ARN")]
         execution_arn: String,
@@ -103,9 +120,10 @@ enum Command {
     },
     /// Render a journal as one self-contained HTML file (no external
     /// resources): outcome, timeline, activities, load attack charts
-    #[command(
-        after_help = "JOURNAL may also be a Journal state's output ({journal, outcome}) or a\ndead-letter message ({execution, error, cause, journal}).\n\nExit codes: 0 report written, 2 bad usage, 3 the journal could not be read or\nthe report written."
-    )]
+    #[command(after_help = format!(
+        "JOURNAL may also be a Journal state's output ({{journal, outcome}}) or a\ndead-letter message ({{execution, error, cause, journal}}).\n\n{}",
+        exit::help("report")
+    ))]
     Report {
         #[arg(value_name = "JOURNAL.json")]
         journal: PathBuf,
@@ -143,6 +161,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
+            if e.kind() == clap::error::ErrorKind::MissingRequiredArgument
+                && e.to_string().contains("--state-machine-arn")
+            {
+                eprintln!("\nhint: pass --state-machine-arn or set TURBULENCE_STATE_MACHINE_ARN to the stack's StateMachineArn output:\n  aws cloudformation describe-stacks --stack-name turbulence --query \"Stacks[0].Outputs[?OutputKey=='StateMachineArn'].OutputValue\" --output text");
+            }
             return ExitCode::from(if e.use_stderr() {
                 exit::USAGE
             } else {
@@ -155,10 +178,14 @@ fn main() -> ExitCode {
             files,
             default_abort_alarms,
             region,
-        } => Ok(commands::validate(
-            &files,
-            &turbulence_cli::validate::Offline::validate(default_abort_alarms, region),
-        )),
+            vars,
+        } => Vars::load(&vars.vars, &vars.var_files).map(|vars| {
+            commands::validate(
+                &files,
+                &turbulence_cli::validate::Offline::validate(default_abort_alarms, region),
+                &vars,
+            )
+        }),
         Command::Report { journal, out } => commands::report(&journal, &out),
         Command::Catalogue {
             name,
@@ -179,6 +206,7 @@ fn main() -> ExitCode {
             no_follow,
             poll_seconds,
             dry,
+            vars,
         } => {
             let source = match (file, parameter) {
                 (_, Some(p)) => Source::Parameter(p),
@@ -186,6 +214,13 @@ fn main() -> ExitCode {
                 (None, None) => {
                     eprintln!("error: give an experiment FILE or --parameter NAME");
                     return ExitCode::from(exit::USAGE);
+                }
+            };
+            let vars = match Vars::load(&vars.vars, &vars.var_files) {
+                Ok(vars) => vars,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(e.exit_code());
                 }
             };
             block_on(commands::run(RunOptions {
@@ -198,6 +233,7 @@ fn main() -> ExitCode {
                 follow: !no_follow,
                 poll: Duration::from_secs_f64(poll_seconds),
                 dry,
+                vars,
             }))
         }
         Command::Journal {
@@ -215,7 +251,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(exit::ERROR)
+            ExitCode::from(e.exit_code())
         }
     }
 }

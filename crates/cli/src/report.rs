@@ -78,6 +78,22 @@ ul.violations li{color:#a32020}
 .sample{border:1px solid var(--line);border-radius:8px;padding:10px}
 details summary{cursor:pointer;color:#1d4f91}
 footer{color:var(--muted);font-size:12px;margin:24px 0 40px}
+.verdict{border-left:6px solid var(--muted)}
+.verdict h2{font-size:20px;margin:0 0 6px}
+.verdict p{margin:4px 0}
+.v-ok{border-left-color:var(--ok)}.v-bad{border-left-color:var(--bad)}.v-warn{border-left-color:var(--warn)}
+.tablebox{overflow-x:auto}
+svg.timeline{min-width:880px}
+.tol{font-size:12px}
+@media (max-width:900px){
+header.top .wrap,main{padding:0 12px}
+section{padding:12px}
+dl.kv{grid-template-columns:1fr}
+dl.kv dt{margin-top:6px}
+td.out{min-width:0;max-width:none}
+.charts,.samples{grid-template-columns:1fr}
+th,td{padding:4px 5px}
+}
 "#;
 
 const GREEN: &str = "#2e9d5b";
@@ -200,6 +216,7 @@ struct Entry<'a> {
     kind: String,
     provider: String,
     status: String,
+    tolerance: Option<&'a Value>,
     tolerance_met: Option<bool>,
     start: Option<f64>,
     end: Option<f64>,
@@ -281,6 +298,7 @@ fn entries(journal: &Value) -> Vec<Entry<'_>> {
                 kind: text(activity, "type").unwrap_or("?").to_string(),
                 provider: provider(activity),
                 status: text(e, "status").unwrap_or("?").to_string(),
+                tolerance: activity.get("tolerance").filter(|t| !t.is_null()),
                 tolerance_met: e.get("tolerance_met").and_then(Value::as_bool),
                 start: text(e, "start").and_then(parse_time),
                 end: text(e, "end").and_then(parse_time),
@@ -353,7 +371,9 @@ pub fn render(journal: &Value) -> Result<String, String> {
     );
     header(&mut h, journal, title);
     h.push_str("<main>\n");
+    verdict_section(&mut h, journal, &entries);
     run_section(&mut h, journal);
+    target_section(&mut h, journal);
     timeline(&mut h, journal, &entries);
     for e in entries.iter().filter(|e| e.attack.is_some()) {
         attack(&mut h, e);
@@ -386,9 +406,21 @@ fn header(h: &mut String, j: &Value, title: &str) {
     let mut badges = vec![badge(status_class, status)];
     badges.push(match deviated {
         Some(true) => badge("b-bad", "deviated"),
-        Some(false) => badge("b-ok", "not deviated"),
+        // Only a completed run was judged to its end.
+        Some(false) if status == "completed" => badge("b-ok", "not deviated"),
+        Some(false) => badge("b-muted", "deviation not judged"),
         None => badge("b-muted", "deviation unknown"),
     });
+    let failed_rollbacks = failed_rollbacks(j);
+    if failed_rollbacks > 0 {
+        badges.push(badge(
+            "b-bad",
+            &format!(
+                "{failed_rollbacks} rollback{} failed",
+                if failed_rollbacks == 1 { "" } else { "s" }
+            ),
+        ));
+    }
     for (phase, label) in [
         ("before", "steady state before"),
         ("after", "steady state after"),
@@ -527,6 +559,8 @@ fn run_section(h: &mut String, j: &Value) {
         "time_scale",
         "compensations",
         "baselines",
+        // Charted in its own section.
+        "metrics",
     ];
     for (k, v) in t {
         if KNOWN.contains(&k.as_str()) || k.contains("cost") || v.is_null() {
@@ -634,24 +668,44 @@ fn timeline(h: &mut String, j: &Value, entries: &[Entry]) {
     const TOP: f64 = 8.0;
     let plot = W - LABEL - RIGHT;
     let x = |t: f64| LABEL + (t - t0) / span * plot;
-    // A gap row before each new section.
-    let mut rows: Vec<(f64, Option<&Entry>, &str)> = Vec::new();
+    let pauses = pauses(j);
+    // A gap row before each new section; a method activity's pauses in
+    // rows of their own around it.
+    let mut rows: Vec<(f64, Row)> = Vec::new();
     let mut y = TOP;
     let mut last_section = "";
     for e in entries {
         if e.section != last_section {
-            rows.push((y, None, e.section));
+            rows.push((y, Row::Section(e.section)));
             y += ROW;
             last_section = e.section;
         }
-        rows.push((y, Some(e), e.section));
+        let (before, after) = match e.section {
+            "method" => pauses.get(e.name.as_str()).copied().unwrap_or_default(),
+            _ => (0.0, 0.0),
+        };
+        if let (Some(s), true) = (e.start, before > 0.0) {
+            rows.push((
+                y,
+                Row::Pause(format!("pause before '{}'", e.name), s - before, s),
+            ));
+            y += ROW;
+        }
+        rows.push((y, Row::Entry(e)));
         y += ROW;
+        if let (Some(end), true) = (e.end.or(e.start), after > 0.0) {
+            rows.push((
+                y,
+                Row::Pause(format!("pause after '{}'", e.name), end, end + after),
+            ));
+            y += ROW;
+        }
     }
     let axis_y = y + 6.0;
     let height = axis_y + 40.0;
     let _ = write!(
         h,
-        "<div class=\"svgbox\"><svg viewBox=\"0 0 {W} {height}\" width=\"{W}\" height=\"{height}\" role=\"img\" aria-label=\"Timeline of the activities\">"
+        "<div class=\"svgbox\"><svg class=\"timeline\" viewBox=\"0 0 {W} {height}\" width=\"{W}\" height=\"{height}\" role=\"img\" aria-label=\"Timeline of the activities\">"
     );
     // Grid and axis.
     let step = nice_step(span, 8.0);
@@ -676,16 +730,40 @@ fn timeline(h: &mut String, j: &Value, entries: &[Entry]) {
         axis_y + 34.0,
         esc(&text(j, "start").map(|s| format!(" ({s})")).unwrap_or_default())
     );
-    for (y, entry, section) in rows {
-        let Some(e) = entry else {
-            let _ = write!(
-                h,
-                "<rect x=\"0\" y=\"{y}\" width=\"{W}\" height=\"{ROW}\" fill=\"#f3f4f6\"/>\
-                 <text x=\"6\" y=\"{:.1}\" font-weight=\"600\">{}</text>",
-                y + 16.0,
-                esc(section_label(section))
-            );
-            continue;
+    for (y, row) in rows {
+        let e = match row {
+            Row::Section(section) => {
+                let _ = write!(
+                    h,
+                    "<rect x=\"0\" y=\"{y}\" width=\"{W}\" height=\"{ROW}\" fill=\"#f3f4f6\"/>\
+                     <text x=\"6\" y=\"{:.1}\" font-weight=\"600\">{}</text>",
+                    y + 16.0,
+                    esc(section_label(section))
+                );
+                continue;
+            }
+            Row::Pause(label, from, to) => {
+                // Clipped to the run: an aborted pause ends with the run.
+                let to = to.min(t0 + span).max(from);
+                let bx = x(from.max(t0));
+                let bw = ((to - from.max(t0)) / span * plot).max(3.0);
+                let _ = write!(
+                    h,
+                    "<text x=\"24\" y=\"{:.1}\" class=\"muted\">{}</text>\
+                     <rect x=\"{bx:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"14\" rx=\"3\" fill=\"#eef0f3\" stroke=\"#9aa5b1\" stroke-dasharray=\"4 3\"><title>{} · {}</title></rect>\
+                     <text x=\"{:.1}\" y=\"{:.1}\" class=\"muted\">{}</text>",
+                    y + 16.0,
+                    esc(&cut(&label, 46)),
+                    y + 5.0,
+                    esc(&label),
+                    esc(&seconds(to - from)),
+                    bx + bw + 4.0,
+                    y + 16.0,
+                    esc(&seconds(to - from)),
+                );
+                continue;
+            }
+            Row::Entry(e) => e,
         };
         let label = cut(&e.name, 44);
         let _ = write!(
@@ -745,7 +823,8 @@ fn timeline(h: &mut String, j: &Value, entries: &[Entry]) {
         "<div class=\"legend\"><span><i style=\"background:{GREEN}\"></i>succeeded</span>\
          <span><i style=\"background:{ORANGE}\"></i>tolerance not met</span>\
          <span><i style=\"background:{RED}\"></i>failed</span>\
-         <span class=\"muted\">Pauses are the gaps between method steps. Hover a bar to find its row; click to jump to it.</span></div></section>"
+         <span><i style=\"background:#eef0f3;border:1px solid #9aa5b1\"></i>pause</span>\
+         <span class=\"muted\">Hover a bar to find its row; click to jump to it.</span></div></section>"
     );
 }
 
@@ -760,7 +839,7 @@ fn activities(h: &mut String, entries: &[Entry]) {
         .filter_map(|e| e.start)
         .fold(f64::INFINITY, f64::min);
     h.push_str(
-        "<table><thead><tr><th>#</th><th>Phase</th><th>Activity</th><th>Status</th>\
+        "<div class=\"tablebox\"><table><thead><tr><th>#</th><th>Phase</th><th>Activity</th><th>Status</th>\
          <th class=\"num\">At</th><th class=\"num\">Took</th><th>Output</th><th>Exception</th></tr></thead><tbody>",
     );
     for (i, e) in entries.iter().enumerate() {
@@ -770,9 +849,14 @@ fn activities(h: &mut String, entries: &[Entry]) {
             "missed" => badge("b-warn", "tolerance not met"),
             _ => badge("b-muted", &e.status),
         };
-        let tolerance = match e.tolerance_met {
-            Some(true) => "<div class=\"muted\">tolerance met</div>",
-            _ => "",
+        let tolerance = match (e.tolerance, e.tolerance_met) {
+            (Some(t), Some(met)) => format!(
+                "<div class=\"tol muted\">tolerance <code>{}</code> {}</div>",
+                esc(&cut(&t.to_string(), 80)),
+                if met { "met" } else { "not met" }
+            ),
+            (None, Some(true)) => "<div class=\"tol muted\">tolerance met</div>".into(),
+            _ => String::new(),
         };
         let at = match e.start {
             Some(s) if t0.is_finite() => format!("+{}", seconds(s - t0)),
@@ -809,7 +893,7 @@ fn activities(h: &mut String, entries: &[Entry]) {
             esc(&e.duration.map(seconds).unwrap_or_else(|| "—".into())),
         );
     }
-    h.push_str("</tbody></table></section>\n");
+    h.push_str("</tbody></table></div></section>\n");
 }
 
 fn stop_reason(r: &Value) -> (String, &'static str) {
@@ -1148,7 +1232,7 @@ fn attack(h: &mut String, e: &Entry) {
             legend(&LATENCY_COLORS)
         );
         h.push_str(
-            "<h3>Stages</h3><table><thead><tr><th>Stage</th><th class=\"num\">Users</th><th class=\"num\">Planned</th><th class=\"num\">Took</th>\
+            "<h3>Stages</h3><div class=\"tablebox\"><table><thead><tr><th>Stage</th><th class=\"num\">Users</th><th class=\"num\">Planned</th><th class=\"num\">Took</th>\
              <th class=\"num\">Requests</th><th class=\"num\">Req/s</th><th>Statuses</th><th class=\"num\">Errors</th><th class=\"num\">Violations</th>\
              <th class=\"num\">p50</th><th class=\"num\">p90</th><th class=\"num\">p99</th><th class=\"num\">max</th></tr></thead><tbody>",
         );
@@ -1174,7 +1258,7 @@ fn attack(h: &mut String, e: &Entry) {
                 ms(num(l, "max")),
             );
         }
-        h.push_str("</tbody></table>");
+        h.push_str("</tbody></table></div>");
     }
     h.push_str("<h3>Violations</h3>");
     let lines: Vec<&str> = r
@@ -1194,7 +1278,7 @@ fn attack(h: &mut String, e: &Entry) {
     let templates = r.get("requests").and_then(Value::as_array);
     if let Some(templates) = templates.filter(|t| !t.is_empty()) {
         h.push_str(
-            "<h3>Requests</h3><table><thead><tr><th>Name</th><th>Template</th><th>Request</th><th>Expected</th>\
+            "<h3>Requests</h3><div class=\"tablebox\"><table><thead><tr><th>Name</th><th>Template</th><th>Request</th><th>Expected</th>\
              <th class=\"num\">Requests</th><th>Statuses</th><th class=\"num\">Errors</th><th class=\"num\">Violations</th></tr></thead><tbody>",
         );
         for t in templates {
@@ -1218,7 +1302,7 @@ fn attack(h: &mut String, e: &Entry) {
                 },
             );
         }
-        h.push_str("</tbody></table>");
+        h.push_str("</tbody></table></div>");
         samples(h, templates);
     }
     let errors: Vec<&str> = r
@@ -1288,6 +1372,334 @@ fn samples(h: &mut String, templates: &[Value]) {
         );
     }
     h.push_str("</div>");
+}
+
+/// A row of the timeline.
+enum Row<'a> {
+    Section(&'static str),
+    Entry(&'a Entry<'a>),
+    /// A pause: its label, and from when to when (seconds since the epoch).
+    Pause(String, f64, f64),
+}
+
+/// Each method activity's pauses (before, after) as they ran: in seconds,
+/// time-scaled as the run scaled them. `${name}` pauses are read from the
+/// experiment's configuration when it has them as literals.
+fn pauses(j: &Value) -> std::collections::BTreeMap<&str, (f64, f64)> {
+    let scale = j
+        .pointer("/turbulence/time_scale")
+        .and_then(Value::as_f64)
+        .filter(|s| *s > 0.0 && *s <= 1.0)
+        .unwrap_or(1.0);
+    let config = j.pointer("/experiment/configuration");
+    let seconds = |v: Option<&Value>| -> f64 {
+        let v = match v {
+            Some(Value::String(s)) => s
+                .strip_prefix("${")
+                .and_then(|r| r.strip_suffix('}'))
+                .and_then(|name| config.and_then(|c| c.get(name))),
+            other => other,
+        };
+        v.and_then(Value::as_f64)
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .unwrap_or(0.0)
+            * scale
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for a in j
+        .pointer("/experiment/method")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let (Some(name), Some(p)) = (text(a, "name"), a.get("pauses")) else {
+            continue;
+        };
+        out.insert(name, (seconds(p.get("before")), seconds(p.get("after"))));
+    }
+    out
+}
+
+/// Rollbacks that failed: each needs a look at the account.
+fn failed_rollbacks(j: &Value) -> usize {
+    j.get("rollbacks").and_then(Value::as_array).map_or(0, |r| {
+        r.iter()
+            .filter(|r| text(r, "status") == Some("failed"))
+            .count()
+    })
+}
+
+/// The plain verdict first: what happened, in one line, and why.
+fn verdict_section(h: &mut String, j: &Value, entries: &[Entry]) {
+    let status = text(j, "status").unwrap_or("unknown");
+    let deviated = j.get("deviated").and_then(Value::as_bool) == Some(true);
+    let error = j.pointer("/turbulence/error").and_then(Value::as_str);
+    let cause = j.pointer("/turbulence/cause").and_then(Value::as_str);
+    let when = text(j, "end")
+        .map(|e| format!(" at {e}"))
+        .unwrap_or_default();
+    let missed = |section: &str| -> Vec<String> {
+        entries
+            .iter()
+            .filter(|e| e.section == section && e.tolerance_met == Some(false))
+            .map(|e| match e.tolerance {
+                Some(t) => format!("'{}' (tolerance {})", e.name, cut(&t.to_string(), 60)),
+                None => format!("'{}'", e.name),
+            })
+            .collect()
+    };
+    let failed_step = entries
+        .iter()
+        .find(|e| e.status == "failed" && e.section != "rollback");
+    let mut details: Vec<String> = Vec::new();
+    let (class, title) = if deviated {
+        let probes = missed("after");
+        details.push(if probes.is_empty() {
+            "The hypothesis was not met after the method.".into()
+        } else {
+            format!("Not met after the method: {}.", probes.join(", "))
+        });
+        (
+            "v-bad",
+            "Deviated: the steady state did not hold".to_string(),
+        )
+    } else {
+        match status {
+            "completed" => {
+                details
+                    .push("The steady-state hypothesis held before and after the method.".into());
+                ("v-ok", "Completed: the steady state held".to_string())
+            }
+            "aborted" => {
+                let by = match cause {
+                    Some(c) if c.contains("kill switch") => "the kill switch".to_string(),
+                    Some(c) => alarms_in(c)
+                        .map(|a| format!("abort alarm {a}"))
+                        .unwrap_or_else(|| "an abort condition".into()),
+                    None => "an abort condition".into(),
+                };
+                ("v-warn", format!("Aborted by {by}{when}"))
+            }
+            "interrupted" => {
+                details.push(
+                    "The execution was stopped or timed out; the janitor ran the rollbacks.".into(),
+                );
+                ("v-warn", format!("Interrupted{when}"))
+            }
+            _ => {
+                let title = match (error, failed_step) {
+                    (Some("ExperimentInvalid"), _) => {
+                        "Failed: Plan refused the experiment; nothing was touched".to_string()
+                    }
+                    (Some("GuardRefused"), _) => {
+                        "Refused by a guard; nothing was touched".to_string()
+                    }
+                    (Some("SteadyStateDeviated"), _) => {
+                        let probes = missed("before");
+                        format!(
+                            "Failed: the system was not steady before the method{}",
+                            if probes.is_empty() {
+                                String::new()
+                            } else {
+                                format!(": {}", probes.join(", "))
+                            }
+                        )
+                    }
+                    (Some("RollbackFailed"), _) => "Failed: a rollback failed".to_string(),
+                    (_, Some(step)) => format!("Failed at '{}'", step.name),
+                    (Some(e), None) => format!("Failed: {e}"),
+                    (None, None) => format!("Ended {status}"),
+                };
+                ("v-bad", title)
+            }
+        }
+    };
+    if status != "completed" || deviated {
+        if let Some(c) = cause {
+            details.push(cut(c, 600));
+        }
+    }
+    let failed = failed_rollbacks(j);
+    if failed > 0 {
+        details.push(format!(
+            "{failed} rollback{} failed: look at the account, what they undo may still be changed.",
+            if failed == 1 { "" } else { "s" }
+        ));
+    }
+    let _ = write!(
+        h,
+        "<section id=\"verdict\" class=\"verdict {class}\"><h2>{}</h2>",
+        esc(&title)
+    );
+    for d in details {
+        let _ = write!(h, "<p>{}</p>", esc(&d));
+    }
+    h.push_str("</section>\n");
+}
+
+/// `'a', 'b'` out of `abort alarm 'a', 'b' in ALARM ...`.
+fn alarms_in(cause: &str) -> Option<&str> {
+    let rest = cause.split_once("abort alarm ")?.1;
+    Some(
+        rest.split_once(" in ALARM")
+            .map_or(rest, |(names, _)| names),
+    )
+}
+
+/// What happened to the target over the run: each series the journal
+/// function collected (`turbulence.metrics`: abort alarms' metrics with
+/// their threshold and when they fired, metric probes' metrics, an ECS
+/// service's desired and running tasks), one chart each.
+fn target_section(h: &mut String, j: &Value) {
+    let Some(series) = j
+        .pointer("/turbulence/metrics")
+        .and_then(Value::as_array)
+        .filter(|s| !s.is_empty())
+    else {
+        return;
+    };
+    let t0 = text(j, "start").and_then(parse_time);
+    let t1 = text(j, "end").and_then(parse_time);
+    h.push_str("<section id=\"target\"><h2>The target over time</h2><div class=\"charts\">");
+    for s in series {
+        metric_chart(h, s, t0, t1);
+    }
+    h.push_str("</div></section>\n");
+}
+
+const LINE_COLORS: [&str; 4] = ["#1d4f91", "#2e9d5b", "#8a4b00", "#6b21a8"];
+
+fn metric_chart(h: &mut String, s: &Value, t0: Option<f64>, t1: Option<f64>) {
+    const W: f64 = 560.0;
+    const H: f64 = 220.0;
+    const L: f64 = 56.0;
+    const R: f64 = 16.0;
+    const T: f64 = 12.0;
+    const B: f64 = 40.0;
+    let title = text(s, "title").unwrap_or("metric");
+    let lines: Vec<(&str, Vec<(f64, f64)>)> = s
+        .get("lines")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            let points = l
+                .get("points")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|p| {
+                    let t = p.get(0).and_then(Value::as_str).and_then(parse_time)?;
+                    let v = p.get(1).and_then(Value::as_f64).filter(|v| v.is_finite())?;
+                    Some((t, v))
+                })
+                .collect();
+            (text(l, "name").unwrap_or(""), points)
+        })
+        .collect();
+    let threshold = s
+        .get("threshold")
+        .and_then(Value::as_f64)
+        .filter(|v| v.is_finite());
+    let fired = text(s, "fired_at").and_then(parse_time);
+    let times = lines.iter().flat_map(|(_, p)| p.iter().map(|(t, _)| *t));
+    let (mut lo, mut hi) = (t0.unwrap_or(f64::INFINITY), t1.unwrap_or(f64::NEG_INFINITY));
+    for t in times.chain(fired) {
+        lo = lo.min(t);
+        hi = hi.max(t);
+    }
+    let _ = write!(h, "<figure><div class=\"svgbox\">");
+    let values = lines.iter().flat_map(|(_, p)| p.iter().map(|(_, v)| *v));
+    let vmax = values.chain(threshold).fold(0.0_f64, f64::max);
+    if !lo.is_finite() || !hi.is_finite() || lines.iter().all(|(_, p)| p.is_empty()) {
+        let note = text(s, "note").unwrap_or("no datapoints in the run's window");
+        let _ = write!(
+            h,
+            "<p class=\"muted\">{}</p></div><figcaption>{}</figcaption></figure>",
+            esc(note),
+            esc(title)
+        );
+        return;
+    }
+    let span = (hi - lo).max(1.0);
+    let vtop = if vmax > 0.0 {
+        nice_step(vmax, 4.0) * 4.0
+    } else {
+        1.0
+    };
+    let x = |t: f64| L + (t - lo) / span * (W - L - R);
+    let y = |v: f64| T + (1.0 - v / vtop) * (H - T - B);
+    let _ = write!(
+        h,
+        "<svg viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" aria-label=\"{}\">",
+        esc(title)
+    );
+    for k in 0..=4 {
+        let v = vtop * f64::from(k) / 4.0;
+        let gy = y(v);
+        let _ = write!(
+            h,
+            "<line class=\"grid\" x1=\"{L}\" y1=\"{gy:.1}\" x2=\"{:.1}\" y2=\"{gy:.1}\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            W - R,
+            L - 6.0,
+            gy + 4.0,
+            tick(v)
+        );
+    }
+    let _ = write!(
+        h,
+        "<text x=\"{L}\" y=\"{:.1}\">0 s</text><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+        H - B + 16.0,
+        W - R,
+        H - B + 16.0,
+        esc(&seconds(span))
+    );
+    if let Some(th) = threshold {
+        let ty = y(th);
+        let _ = write!(
+            h,
+            "<line x1=\"{L}\" y1=\"{ty:.1}\" x2=\"{:.1}\" y2=\"{ty:.1}\" stroke=\"{RED}\" stroke-dasharray=\"5 4\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"{RED}\">threshold {}</text>",
+            W - R,
+            W - R,
+            ty - 4.0,
+            tick(th)
+        );
+    }
+    if let Some(f) = fired {
+        let fx = x(f);
+        let _ = write!(
+            h,
+            "<line x1=\"{fx:.1}\" y1=\"{T}\" x2=\"{fx:.1}\" y2=\"{:.1}\" stroke=\"{RED}\"/><text x=\"{:.1}\" y=\"{:.1}\" fill=\"{RED}\" text-anchor=\"{}\">fired</text>",
+            H - B,
+            // Beside the line, on whichever side has room.
+            if fx > W - R - 40.0 { fx - 3.0 } else { fx + 3.0 },
+            T + 10.0,
+            if fx > W - R - 40.0 { "end" } else { "start" }
+        );
+    }
+    for (i, (name, points)) in lines.iter().enumerate() {
+        let color = LINE_COLORS[i % LINE_COLORS.len()];
+        let path: Vec<String> = points
+            .iter()
+            .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
+            .collect();
+        let _ = write!(
+            h,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"><title>{}</title></polyline>",
+            path.join(" "),
+            esc(name)
+        );
+    }
+    h.push_str("</svg></div>");
+    let names: Vec<(&str, &str)> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| (*n, LINE_COLORS[i % LINE_COLORS.len()]))
+        .collect();
+    if names.len() > 1 {
+        h.push_str(&legend(&names));
+    }
+    let _ = write!(h, "<figcaption>{}</figcaption></figure>", esc(title));
 }
 
 fn raw(h: &mut String, j: &Value) {
@@ -1416,6 +1828,135 @@ mod tests {
             e.contains("not a journal") && e.contains("method") && e.contains("title"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_verdict_comes_first_and_says_what_happened() {
+        let verdict = |j: &Value| {
+            let html = render(j).unwrap();
+            let start = html.find("<section id=\"verdict\"").expect("a verdict");
+            assert!(
+                start < html.find("<section id=\"run\"").unwrap(),
+                "verdict first"
+            );
+            let end = start + html[start..].find("</section>").unwrap();
+            html[start..end].to_string()
+        };
+        let failed = fixture("journal-ecs-action-failed.json");
+        let v = verdict(&failed);
+        assert!(
+            v.contains("v-bad") && v.contains("Failed at &#39;stop-random-task&#39;"),
+            "{v}"
+        );
+        assert!(v.contains("no running tasks in service"), "{v}");
+        // A failed run is not "not deviated" in green.
+        let html = render(&failed).unwrap();
+        assert!(
+            !html.contains("badge b-ok\">not deviated"),
+            "a failed run shows no green 'not deviated'"
+        );
+        assert!(html.contains("deviation not judged"));
+
+        let deviated = fixture("journal-api-abuse-deviated.json");
+        let v = verdict(&deviated);
+        assert!(v.contains("Deviated: the steady state did not hold"), "{v}");
+        // Key order follows serde_json's features: look for the parts.
+        assert!(
+            v.contains("Not met after the method: &#39;no-5xx-from-the-api&#39; (tolerance {")
+                && v.contains("&quot;range&quot;:[0,0]"),
+            "{v}"
+        );
+
+        let mut aborted = failed.clone();
+        aborted["status"] = json!("aborted");
+        aborted["turbulence"]["error"] = json!("ExperimentAborted");
+        aborted["turbulence"]["cause"] =
+            json!("abort alarm 'api-5xx' in ALARM during 'pause after 'scale-service-to-zero''");
+        let v = verdict(&aborted);
+        assert!(
+            v.contains("v-warn") && v.contains("Aborted by abort alarm &#39;api-5xx&#39; at 20"),
+            "{v}"
+        );
+
+        let mut completed = failed.clone();
+        completed["status"] = json!("completed");
+        completed["turbulence"]["error"] = Value::Null;
+        completed["run"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|r| r["status"] == "succeeded");
+        let v = verdict(&completed);
+        assert!(
+            v.contains("v-ok") && v.contains("Completed: the steady state held"),
+            "{v}"
+        );
+
+        // A failed rollback has a badge of its own, and the verdict says it.
+        let mut bad_rollback = completed.clone();
+        bad_rollback["rollbacks"] = json!([{"activity": {"name": "restore", "type": "action"}, "status": "failed",
+            "start": "2026-11-25T23:16:12Z", "end": "2026-11-25T23:16:13Z", "exception": "AccessDenied"}]);
+        let html = render(&bad_rollback).unwrap();
+        assert!(
+            html.contains("badge b-bad\">1 rollback failed</span>"),
+            "a badge of its own"
+        );
+        assert!(verdict(&bad_rollback).contains("1 rollback failed: look at the account"));
+    }
+
+    #[test]
+    fn pauses_are_drawn_as_pauses_and_tolerances_shown() {
+        let j = fixture("journal-ecs-action-failed.json");
+        let html = render(&j).unwrap();
+        // The 150 s pause after the stop, at the run's 1/600 scale.
+        assert!(
+            html.contains("pause after &#39;scale-service-to-zero&#39;")
+                || html.contains("pause after &#39;stop-random-task&#39;"),
+            "a labelled pause row"
+        );
+        assert!(
+            html.contains("stroke-dasharray=\"4 3\""),
+            "drawn as a pause"
+        );
+        let deviated = render(&fixture("journal-api-abuse-deviated.json")).unwrap();
+        let cells: Vec<&str> = deviated
+            .split("<div class=\"tol muted\">")
+            .skip(1)
+            .map(|rest| &rest[..rest.find("</div>").unwrap()])
+            .collect();
+        assert!(
+            cells
+                .iter()
+                .any(|c| c.contains("&quot;range&quot;:[0,0]") && c.ends_with("</code> not met")),
+            "the tolerance beside 'not met': {cells:?}"
+        );
+        assert!(
+            cells.iter().any(|c| c.ends_with("</code> met")),
+            "{cells:?}"
+        );
+    }
+
+    #[test]
+    fn the_target_over_time_is_charted_with_threshold_and_firing() {
+        let mut j = fixture("journal-ecs-action-failed.json");
+        let start = j["start"].as_str().unwrap().to_string();
+        let end = j["end"].as_str().unwrap().to_string();
+        j["turbulence"]["metrics"] = json!([
+            {"title": "abort alarm 'api-5xx': AWS/ApiGateway 5XXError (Sum, 60 s)", "source": "alarm",
+             "lines": [{"name": "5XXError", "points": [[start, 0.0], [end, 12.0]]}],
+             "threshold": 5.0, "fired_at": end},
+            {"title": "ECS service 'web': tasks", "source": "ecs",
+             "lines": [{"name": "desired", "points": [[start, 3], [end, 0]]}, {"name": "running", "points": [[start, 3], [end, 1]]}]},
+            {"title": "empty", "lines": [], "note": "no datapoints: nothing published the metric"}
+        ]);
+        let html = render(&j).unwrap();
+        assert!(html.contains("<section id=\"target\"><h2>The target over time</h2>"));
+        assert!(html.contains("threshold 5"));
+        assert!(html.contains(">fired</text>"));
+        assert_eq!(html.matches("<polyline").count(), 3);
+        assert!(html.contains("no datapoints: nothing published the metric"));
+        assert!(!render(&fixture("journal-ecs-action-failed.json"))
+            .unwrap()
+            .contains("id=\"target\""));
     }
 
     #[test]

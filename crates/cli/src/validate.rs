@@ -9,6 +9,7 @@ use experiment::{Experiment, Plan};
 use serde_json::Value;
 
 use crate::files::{self, MAX_EXPERIMENT_FILE_BYTES};
+use crate::vars::Vars;
 use crate::Error;
 
 /// A valid experiment, as Plan would run it.
@@ -27,6 +28,80 @@ impl Valid {
             plural(self.plan.rollbacks.len(), "rollback")
         )
     }
+}
+
+impl Valid {
+    /// What the run will do beyond the steps the summary counts, one line
+    /// each: how long it is expected to take.
+    pub fn notes(&self) -> Vec<String> {
+        let plan = &self.plan;
+        let mut waited_ms: u64 = 0;
+        let mut attacked_s: f64 = 0.0;
+        for step in plan.steps.iter().filter(|s| s.background.is_none()) {
+            waited_ms += step.duration_ms.unwrap_or(0);
+            let attack = step
+                .call
+                .as_ref()
+                .and_then(|c| experiment::Call::parse(c).ok())
+                .filter(|call| call.name() == experiment::attack::ATTACK)
+                .and_then(|call| {
+                    load::AttackSpec::from_json(experiment::attack::spec_of(&call)).ok()
+                });
+            for stage in attack.iter().flat_map(|a| &a.stages) {
+                attacked_s += stage.duration_s.unwrap_or(0.0);
+            }
+        }
+        let total = waited_ms as f64 / 1000.0 + attacked_s;
+        let mut parts = Vec::new();
+        if waited_ms > 0 {
+            parts.push(format!("{} of pauses", human(waited_ms as f64 / 1000.0)));
+        }
+        if attacked_s > 0.0 {
+            parts.push(format!("{} of load attacks", human(attacked_s)));
+        }
+        let scale = plan.settings.time_scale;
+        let mut line = if parts.is_empty() {
+            "expected duration: the probes' and actions' own time (no pauses)".to_string()
+        } else {
+            format!(
+                "expected duration: about {} ({}; plus the probes' and actions' own time)",
+                human(total),
+                parts.join(", ")
+            )
+        };
+        if scale < 1.0 && waited_ms > 0 {
+            line.push_str(&format!(
+                "; pauses time-scaled by {scale} from {}",
+                human(waited_ms as f64 / 1000.0 / scale)
+            ));
+        }
+        let in_background = plan.steps.iter().filter(|s| s.background.is_some()).count();
+        if in_background > 0 {
+            line.push_str("; background activities run beside it");
+        }
+        vec![line]
+    }
+}
+
+/// `1 h 2 min 30 s`, `6.3 s`.
+fn human(seconds: f64) -> String {
+    if seconds < 60.0 {
+        let rounded = (seconds * 10.0).round() / 10.0;
+        return format!("{rounded} s");
+    }
+    let total = seconds.round() as u64;
+    let (h, m, s) = (total / 3600, total % 3600 / 60, total % 60);
+    let mut parts = Vec::new();
+    if h > 0 {
+        parts.push(format!("{h} h"));
+    }
+    if m > 0 {
+        parts.push(format!("{m} min"));
+    }
+    if s > 0 {
+        parts.push(format!("{s} s"));
+    }
+    parts.join(" ")
 }
 
 fn plural(n: usize, what: &str) -> String {
@@ -97,8 +172,12 @@ fn check_region(experiment: &Experiment, region: Option<&str>) -> Result<(), Str
 
 /// Reads (at most [`MAX_EXPERIMENT_FILE_BYTES`]), parses and validates an
 /// experiment file. The error names the file.
-pub fn check_file(path: &Path, offline: &Offline) -> Result<(Value, Valid), Error> {
-    let doc = files::read_json(path, MAX_EXPERIMENT_FILE_BYTES, "an experiment file")?;
+pub fn check_file(path: &Path, offline: &Offline, vars: &Vars) -> Result<(Value, Valid), Error> {
+    let doc = vars.apply(files::read_json(
+        path,
+        MAX_EXPERIMENT_FILE_BYTES,
+        "an experiment file",
+    )?);
     let valid = check_document(&doc, offline).map_err(|message| Error::Invalid {
         path: files::display(path),
         message,
@@ -107,20 +186,22 @@ pub fn check_file(path: &Path, offline: &Offline) -> Result<(Value, Valid), Erro
 }
 
 /// The line `turbulence validate` prints for one file:
-/// `FILE: ok (N steps, M rollbacks)` or `FILE: invalid: <message>`.
+/// `FILE: ok (N steps, M rollbacks)`, `FILE: invalid: <message>`, or why
+/// the file could not be read as an experiment at all.
 pub fn line(path: &Path, result: &Result<(Value, Valid), Error>) -> String {
     let name = files::display(path);
     match result {
         Ok((_, valid)) => format!("{name}: {}", valid.summary()),
         // The message without the file name in front: the line has it.
         Err(Error::Invalid { message, .. }) => format!("{name}: invalid: {message}"),
-        Err(Error::Read { source, .. }) => format!("{name}: invalid: cannot read: {source}"),
+        Err(Error::Read { source, .. }) => format!("{name}: cannot read: {source}"),
         Err(Error::TooLarge { limit, .. }) => format!(
-            "{name}: invalid: larger than {limit} bytes (an experiment may be at most {} bytes)",
+            "{name}: larger than {limit} bytes (an experiment may be at most {} bytes)",
             experiment::model::MAX_EXPERIMENT_BYTES
         ),
-        Err(Error::Json { source, .. }) => format!("{name}: invalid: not valid JSON: {source}"),
-        Err(other) => format!("{name}: invalid: {other}"),
+        Err(Error::Json { source, .. }) => format!("{name}: not valid JSON: {source}"),
+        // Its own message names the file.
+        Err(other) => other.to_string(),
     }
 }
 
@@ -150,7 +231,10 @@ mod tests {
                     "func": "stop_random_tasks",
                     "arguments": {"cluster": "c", "service": "web", "task_count": 1}}})
         };
-        let doc = |method: Value| json!({"title": "t", "description": "d", "method": method});
+        let doc = |method: Value| {
+            json!({"title": "t", "description": "d", "method": method,
+            "extensions": [{"name": "turbulence", "without_abort_alarms": true}]})
+        };
         let e = check_document_t(&doc(json!([stop("a", true), stop("b", false)]))).unwrap_err();
         assert!(
             e.contains("'a' and 'b' both take from ECS service 'web'"),
@@ -167,7 +251,7 @@ mod tests {
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
             }
-            let result = check_file(&path, &any());
+            let result = check_file(&path, &any(), &Vars::default());
             let text = line(&path, &result);
             assert!(result.is_ok(), "{text}");
             assert!(text.contains(": ok ("), "{text}");
@@ -177,9 +261,27 @@ mod tests {
     }
 
     #[test]
+    fn validate_says_how_long_the_run_will_take() {
+        let path = experiments_dir().join("ecs-random-task.json");
+        let (_, valid) = check_file(&path, &any(), &Vars::default()).unwrap();
+        assert_eq!(
+            valid.notes(),
+            vec!["expected duration: about 1 h 2 min 30 s (1 h 2 min 30 s of pauses; plus the probes' and actions' own time)".to_string()]
+        );
+        let path = experiments_dir().join("api-abuse.json");
+        let (_, valid) = check_file(&path, &any(), &Vars::default()).unwrap();
+        assert_eq!(
+            valid.notes(),
+            vec!["expected duration: about 9 min (9 min of load attacks; plus the probes' and actions' own time)".to_string()]
+        );
+        assert_eq!(human(6.25), "6.3 s");
+        assert_eq!(human(3750.0), "1 h 2 min 30 s");
+    }
+
+    #[test]
     fn the_ecs_experiment_counts_its_steps() {
         let path = experiments_dir().join("ecs-random-task.json");
-        let (_, valid) = check_file(&path, &any()).unwrap();
+        let (_, valid) = check_file(&path, &any(), &Vars::default()).unwrap();
         assert_eq!(
             valid.summary(),
             format!(
@@ -200,7 +302,7 @@ mod tests {
     fn the_local_smoke_experiment_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/experiment-local-smoke.json");
-        let result = check_file(&path, &any());
+        let result = check_file(&path, &any(), &Vars::default());
         assert!(
             line(&path, &result).ends_with(": ok (4 steps, 0 rollbacks)"),
             "{}",
@@ -219,8 +321,8 @@ mod tests {
             (json!([]), "experiment: must be a JSON object"),
             (json!({"description": "d", "method": []}), "title"),
             (
-                json!({"title": "t", "description": "d", "method": [], "colour": 1}),
-                "unknown key 'colour'",
+                json!({"title": "t", "description": "d", "method": [], "rollback": []}),
+                "unknown key 'rollback' (did you mean 'rollbacks'?",
             ),
             (
                 {
@@ -269,7 +371,12 @@ mod tests {
             (
                 "binary.json",
                 vec![0xff, 0xfe, 0x00, 0x01],
-                "not valid JSON",
+                "not UTF-8 text (the first 0 bytes are; then byte 0xff)",
+            ),
+            (
+                "latin1.json",
+                b"{\"title\": \"caf\xe9\"}".to_vec(),
+                "not UTF-8 text (the first 14 bytes are; then byte 0xe9)",
             ),
             (
                 "deep.json",
@@ -299,15 +406,15 @@ mod tests {
         ];
         for (name, bytes, needle) in cases {
             let path = temp_file(name, &bytes);
-            let text = line(&path, &check_file(&path, &any()));
+            let text = line(&path, &check_file(&path, &any(), &Vars::default()));
             assert!(text.starts_with(&path.display().to_string()), "{text}");
             assert!(text.contains(needle), "{needle:?} not in {text:?}");
             let _ = std::fs::remove_file(&path);
         }
         let missing = Path::new("/nonexistent/turbulence/experiment.json");
-        let text = line(missing, &check_file(missing, &any()));
+        let text = line(missing, &check_file(missing, &any(), &Vars::default()));
         assert!(
-            text.starts_with("/nonexistent/turbulence/experiment.json: invalid: cannot read:"),
+            text.starts_with("/nonexistent/turbulence/experiment.json: cannot read:"),
             "{text}"
         );
     }

@@ -29,10 +29,11 @@ pub struct ShareRequest {
     pub deployment: Deployment,
 }
 
-/// Check every attack and http probe against the deployment's load limits,
-/// and split each attack too big for one invocation into waves.
-pub(crate) fn plan_attacks(plan: &mut Plan, deployment: &Deployment) -> Result<(), Failure> {
-    let limits = deployment.load_limits();
+/// Check every attack and http probe against the deployment's load limits
+/// (the host allow-list, and what its host resolves to now: never
+/// loopback or link-local), and split each attack too big for one
+/// invocation into waves.
+pub(crate) async fn plan_attacks(plan: &mut Plan, limits: &load::Limits) -> Result<(), Failure> {
     for step in &mut plan.steps {
         if let Some(provider) = step.tolerance.as_ref().and_then(|t| t.probe()) {
             let url = provider.get("url").and_then(Value::as_str).unwrap_or("");
@@ -43,6 +44,7 @@ pub(crate) fn plan_attacks(plan: &mut Plan, deployment: &Deployment) -> Result<(
                     step.name
                 )));
             }
+            reachable(&step.name, url, limits).await?;
         }
         let Some(call) = step.call.as_ref().and_then(|c| Call::parse(c).ok()) else {
             continue;
@@ -50,8 +52,9 @@ pub(crate) fn plan_attacks(plan: &mut Plan, deployment: &Deployment) -> Result<(
         match call.name() {
             activities::attack::ATTACK => {
                 let spec = activities::attack::spec_of(&call);
-                let attack = activities::attack::validate(&spec, &limits)
+                let attack = activities::attack::validate(&spec, limits)
                     .map_err(|e| Failure::Refused(format!("activity '{}': {e}", step.name)))?;
+                reachable(&step.name, &attack.spec().target, limits).await?;
                 let shares = load::plan_shares(&attack, MAX_USERS_PER_INVOCATION);
                 if shares.len() > 1 {
                     let mut waves: Vec<Vec<Value>> = Vec::new();
@@ -79,6 +82,7 @@ pub(crate) fn plan_attacks(plan: &mut Plan, deployment: &Deployment) -> Result<(
                         }
                     )));
                 }
+                reachable(&step.name, url, limits).await?;
             }
             _ => {}
         }
@@ -86,12 +90,37 @@ pub(crate) fn plan_attacks(plan: &mut Plan, deployment: &Deployment) -> Result<(
     Ok(())
 }
 
+/// Refuse a URL whose host is, or resolves to, an address attacks and
+/// probes never reach (`load::reach`).
+async fn reachable(step: &str, url: &str, limits: &load::Limits) -> Result<(), Failure> {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return Ok(()); // the URL check itself names what is wrong
+    };
+    let Some(host) = uri.host() else {
+        return Ok(());
+    };
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
+    load::reach::check_host(host, port, limits.allow_loopback)
+        .await
+        .map_err(|why| {
+            Failure::Refused(format!(
+                "activity '{step}': {url}: {why}; attacks and probes never go there"
+            ))
+        })
+}
+
 /// Run one share; its report, aborted or not, is the Map's item result.
 pub async fn share(request: ShareRequest, ports: &Ports<'_>) -> Result<Value, Failure> {
     let span =
         tracing::info_span!("turbulence", execution = %request.execution, function = "share");
     async {
-        let limits = request.deployment.load_limits();
+        let limits = crate::load_limits(Some(&request.deployment), ports);
         let runs = [request.execution.clone()];
         let watch = activities::Watch {
             abort_alarms: &request.abort_alarms,

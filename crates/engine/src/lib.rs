@@ -21,6 +21,7 @@ pub mod lambda;
 use std::time::Duration;
 
 use activities::{ActivityError, Context, DeadLetters, NoUndoLog, Parameters, Ports, Watch};
+use experiment::guards::Deployment;
 use experiment::journal::{self, Finished};
 use experiment::plan::{Phase, Step, StepKind};
 use experiment::{
@@ -154,7 +155,7 @@ async fn plan_in(mut state: State, ports: &Ports<'_>) -> Result<State, Failure> 
     };
     ensure_calm(ports, watch, "before anything ran").await?;
     let targets = guard::check(&state, &plan, ports).await?;
-    attack::plan_attacks(&mut plan, guard::deployment(&state)?)?;
+    attack::plan_attacks(&mut plan, &load_limits(Some(deployment), ports)).await?;
     tracing::info!(
         execution = %state.execution,
         title = %plan.title,
@@ -307,6 +308,19 @@ async fn ensure_calm(ports: &Ports<'_>, watch: Watch<'_>, when: &str) -> Result<
     }
 }
 
+/// Where load attacks and http probes may go, and how hard: the
+/// deployment's limits, plus the local stack's opt-out of the loopback
+/// guard (`load::reach::ALLOW_LOOPBACK_VAR` in the function's environment,
+/// read at cold start).
+pub(crate) fn load_limits(deployment: Option<&Deployment>, ports: &Ports<'_>) -> load::Limits {
+    let mut limits = deployment.map(Deployment::load_limits).unwrap_or_default();
+    limits.allow_loopback = ports
+        .environment
+        .get(load::reach::ALLOW_LOOPBACK_VAR)
+        .is_some_and(|v| v == "true");
+    limits
+}
+
 /// The executions long work of this state runs for: the run and, for a
 /// background activity, the run that started it. Either one over, the work
 /// stops.
@@ -457,11 +471,7 @@ async fn step_in(
         .as_ref()
         .map(|d| d.blast_radius)
         .unwrap_or_default();
-    let load_limits = state
-        .deployment
-        .as_ref()
-        .map(|d| d.load_limits())
-        .unwrap_or_default();
+    let load_limits = load_limits(state.deployment.as_ref(), ports);
     let runs = runs(&state);
     let mut ctx = Context {
         baselines: &mut state.baselines,
@@ -544,7 +554,7 @@ async fn judge_by_probe(
     let call = Call::parse(&live).map_err(|e| format!("tolerance probe: {e}"))?;
     let probe = load::http::HttpProbe::from_json(activities::http::request(&call))
         .map_err(|e| e.to_string())?;
-    match probe.run(&limits.allowed_hosts).await {
+    match probe.run(limits).await {
         Ok(out) if out.status < 400 => Ok(()),
         Ok(out) => Err(format!("tolerance probe answered {}", out.status)),
         Err(e) => Err(format!("tolerance probe failed: {e}")),

@@ -938,6 +938,39 @@ mod attacks {
     }
 
     #[tokio::test]
+    async fn loopback_and_metadata_targets_are_refused_even_allow_listed() {
+        let w = World::new();
+        for (hosts, target, why) in [
+            (
+                "169.254.169.254",
+                "http://169.254.169.254",
+                "instance metadata service",
+            ),
+            ("127.0.0.1", "http://127.0.0.1:9001", "loopback"),
+            // Allow-listed by name, refused by what it resolves to.
+            (
+                "localhost",
+                "http://localhost:9001",
+                "localhost resolves to",
+            ),
+        ] {
+            let mut s = allowing(hosts);
+            s.experiment = attack_experiment(10, target);
+            let e = plan(s, &w.ports()).await.unwrap_err();
+            assert_eq!(e.name(), "GuardRefused", "{target}: {e}");
+            assert!(e.to_string().contains(why), "{target}: {e}");
+        }
+        // The health probe too, before any attack.
+        let mut s = allowing("localhost,api.test");
+        s.experiment = attack_experiment(10, "http://api.test");
+        s.experiment["steady-state-hypothesis"]["probes"][0]["provider"]["url"] =
+            json!("http://localhost/health");
+        let e = plan(s, &w.ports()).await.unwrap_err();
+        assert!(e.to_string().contains("localhost resolves to"), "{e}");
+        assert_eq!(w.parameters.value("/turbulence/runs/x/y"), None);
+    }
+
+    #[tokio::test]
     async fn attacks_and_probes_off_the_allow_list_or_over_the_caps_are_refused() {
         let w = World::new();
         let mut s = allowing("api.test");
@@ -1161,7 +1194,10 @@ mod probe_tolerance {
     }
 
     async fn run(status: u16) -> (Result<State, Failure>, String) {
-        let w = World::new();
+        let mut w = World::new();
+        // The judge listens on loopback: the local stack's opt-out.
+        w.environment
+            .insert(load::reach::ALLOW_LOOPBACK_VAR.into(), "true".into());
         let (url, request) = judge(status).await;
         let mut s = start(json!({
             "title": "t", "description": "d",

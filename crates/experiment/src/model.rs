@@ -218,7 +218,7 @@ impl Experiment {
         }
         let region = config.get("aws_region").cloned();
         let runtime = runtime(top.get("runtime"))?;
-        let extension = extension(top.get("extensions"))?;
+        let extension = extension(top.get("extensions"), &config)?;
         let defs = definitions(top);
         let ctx = Ctx {
             config: &config,
@@ -642,7 +642,10 @@ const EXTENSION_KEYS: &[&str] = &[
     "without_abort_alarms",
 ];
 
-fn extension(v: Option<&Value>) -> Result<Extension, Invalid> {
+/// The `turbulence` extension, its values `${name}`-substituted from the
+/// configuration (so `--var abort_alarm=...` points a shipped experiment at
+/// your alarm).
+fn extension(v: Option<&Value>, config: &BTreeMap<String, Value>) -> Result<Extension, Invalid> {
     let mut ext = Extension {
         abort_alarms: Vec::new(),
         poll_interval_seconds: None,
@@ -679,6 +682,10 @@ fn extension(v: Option<&Value>) -> Result<Extension, Invalid> {
             ));
         }
         seen = true;
+        let substituted = substitute(e, config).map_err(|m| Invalid::at(&place, m))?;
+        let obj = substituted
+            .as_object()
+            .ok_or_else(|| Invalid::at(&place, "must be an object"))?;
         // Safety settings: a typo must not silently turn a guard off.
         for key in obj.keys() {
             if !EXTENSION_KEYS.contains(&key.as_str()) {

@@ -3,6 +3,8 @@
 //! under hyper-rustls with aws-lc-rs, the stack the AWS SDK already links).
 
 use crate::error::{ErrorKind, LoadError};
+use crate::reach::{check_literal, GuardedResolver};
+use crate::Limits;
 use http::uri::{Authority, Scheme};
 use http::Uri;
 use hyper_rustls::{ConfigBuilderExt, HttpsConnector};
@@ -16,7 +18,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The connector type every request goes through.
-pub(crate) type Connector = HttpsConnector<HttpConnector>;
+pub(crate) type Connector = HttpsConnector<HttpConnector<GuardedResolver>>;
 
 /// Whether `host` matches the allow-list: an entry is an exact host
 /// (`api.example.com`, `127.0.0.1`; case-insensitive) or `*.suffix`, which
@@ -62,12 +64,10 @@ impl CheckedUrl {
     }
 }
 
-/// Parses `raw` as an absolute http(s) URL whose host is allow-listed.
-pub(crate) fn check_url(
-    field: &str,
-    raw: &str,
-    allowed_hosts: &[String],
-) -> Result<CheckedUrl, LoadError> {
+/// Parses `raw` as an absolute http(s) URL whose host is allow-listed and
+/// not an address that is never reached (`crate::reach`).
+pub(crate) fn check_url(field: &str, raw: &str, limits: &Limits) -> Result<CheckedUrl, LoadError> {
+    let allowed_hosts = &limits.allowed_hosts;
     let value = || serde_json::Value::from(raw).to_string();
     let uri: Uri = raw
         .parse()
@@ -116,6 +116,8 @@ pub(crate) fn check_url(
             },
         });
     }
+    check_literal(host, limits.allow_loopback)
+        .map_err(|why| LoadError::invalid(field, value(), format!("{why}: never a target")))?;
     let path_and_query = uri
         .path_and_query()
         .map(|pq| pq.as_str())
@@ -153,8 +155,8 @@ impl Tls {
 
 /// A connector for plain http and https (HTTP/1.1 only; ALPN `http/1.1`).
 /// TCP_NODELAY is on: requests are small and latency is measured.
-pub(crate) fn connector(tls: Tls, connect_timeout: Duration) -> Connector {
-    let mut http = HttpConnector::new();
+pub(crate) fn connector(tls: Tls, connect_timeout: Duration, allow_loopback: bool) -> Connector {
+    let mut http = HttpConnector::new_with_resolver(GuardedResolver::new(allow_loopback));
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
@@ -345,7 +347,12 @@ mod tests {
 
     #[test]
     fn urls_are_checked_before_anything_is_sent() {
-        let allowed = list(&["127.0.0.1"]);
+        // The local stack's opt-out: its targets are on loopback.
+        let allowed = Limits {
+            allowed_hosts: list(&["127.0.0.1"]),
+            allow_loopback: true,
+            ..Default::default()
+        };
         let ok = check_url("target", "http://127.0.0.1:8080/prod?x=1", &allowed).unwrap();
         assert!(!ok.https);
         assert_eq!(ok.authority.as_str(), "127.0.0.1:8080");
@@ -370,5 +377,31 @@ mod tests {
             err.to_string(),
             "target: host `example.com` is not allow-listed (allowed: 127.0.0.1)"
         );
+    }
+
+    #[test]
+    fn loopback_and_link_local_are_never_targets_even_allow_listed() {
+        let limits = Limits {
+            allowed_hosts: list(&["127.0.0.1", "169.254.169.254", "[::1]", "0.0.0.0"]),
+            ..Default::default()
+        };
+        for (raw, why) in [
+            (
+                "http://127.0.0.1:9001/2018-06-01/runtime/invocation/next",
+                "loopback",
+            ),
+            (
+                "http://169.254.169.254/latest/meta-data/",
+                "instance metadata",
+            ),
+            ("http://[::1]:8080/", "loopback"),
+            ("http://0.0.0.0:80/", "unspecified"),
+        ] {
+            let err = check_url("target", raw, &limits).unwrap_err().to_string();
+            assert!(
+                err.contains(why) && err.contains("never a target"),
+                "{raw}: {err}"
+            );
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::client::{check_url, connect_error_kind, connector, error_chain, hyper_error_kind, Tls};
 use crate::error::{ErrorKind, LoadError};
+use crate::Limits;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::{Method, Request};
@@ -84,11 +85,12 @@ impl HttpProbe {
         })
     }
 
-    /// Sends the request (after checking the URL against `allowed_hosts`)
-    /// and returns the response. Any status is an output, not an error;
-    /// errors are for requests that got no response.
-    pub async fn run(&self, allowed_hosts: &[String]) -> Result<HttpOutput, LoadError> {
-        let url = check_url("url", &self.url, allowed_hosts)?;
+    /// Sends the request (after checking the URL against the limits' host
+    /// allow-list and the addresses never reached) and returns the
+    /// response. Any status is an output, not an error; errors are for
+    /// requests that got no response.
+    pub async fn run(&self, limits: &Limits) -> Result<HttpOutput, LoadError> {
+        let url = check_url("url", &self.url, limits)?;
         if !self.timeout_s.is_finite()
             || self.timeout_s <= 0.0
             || self.timeout_s > MAX_PROBE_TIMEOUT_S
@@ -146,7 +148,11 @@ impl HttpProbe {
         let timeout = Duration::from_secs_f64(self.timeout_s);
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
-            .build::<_, Full<Bytes>>(connector(Tls::for_url(url.https, self.verify_tls), timeout));
+            .build::<_, Full<Bytes>>(connector(
+                Tls::for_url(url.https, self.verify_tls),
+                timeout,
+                limits.allow_loopback,
+            ));
         let exchange = async {
             let response = client.request(request).await.map_err(|e| {
                 let kind = if e.is_connect() {

@@ -26,6 +26,7 @@ mod error;
 mod hist;
 pub mod http;
 mod plan;
+pub mod reach;
 mod report;
 mod run;
 mod spec;

@@ -85,6 +85,8 @@ mod tests {
         .unwrap()
         .validate(&Limits {
             allowed_hosts: vec!["127.0.0.1".into()],
+            // The local stack's opt-out: the target is on loopback.
+            allow_loopback: true,
             ..Limits::default()
         })
         .unwrap()
@@ -153,6 +155,8 @@ mod tests {
         .unwrap()
         .validate(&Limits {
             allowed_hosts: vec!["127.0.0.1".into()],
+            // The local stack's opt-out: the target is on loopback.
+            allow_loopback: true,
             ..Limits::default()
         })
         .unwrap();

@@ -55,7 +55,8 @@ impl ValidAttack {
     pub async fn run(&self, stop: &dyn StopSignal, poll_interval: Duration) -> AttackReport {
         let timeout = Duration::from_millis(self.spec.timeout_ms);
         let tls = Tls::for_url(self.target.https, self.spec.verify_tls);
-        let http = Http::new(connector(tls, timeout), self.target.origin(), timeout);
+        let connector = connector(tls, timeout, self.limits.allow_loopback);
+        let http = Http::new(connector, self.target.origin(), timeout);
         run_with(self, http, stop, poll_interval).await
     }
 }
@@ -478,6 +479,8 @@ mod tests {
             .unwrap()
             .validate(&Limits {
                 allowed_hosts: vec!["127.0.0.1".into()],
+                // The local stack's opt-out: the target is on loopback.
+                allow_loopback: true,
                 ..Limits::default()
             })
             .unwrap()

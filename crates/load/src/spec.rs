@@ -196,6 +196,9 @@ pub struct Limits {
     /// Most requests an attack may send: `max_rps × total duration` must
     /// not exceed it (default 1,000,000).
     pub max_total_requests: u64,
+    /// Loopback and link-local targets allowed (the local stack only: see
+    /// [`crate::reach`]). Default: never.
+    pub allow_loopback: bool,
 }
 
 impl Default for Limits {
@@ -206,6 +209,7 @@ impl Default for Limits {
             max_rps: 1000.0,
             max_stage_duration: Duration::from_secs(14 * 60),
             max_total_requests: 1_000_000,
+            allow_loopback: false,
         }
     }
 }
@@ -222,7 +226,7 @@ impl AttackSpec {
     /// Checks the spec against `limits` and prepares every request. Nothing
     /// is sent: an attack that fails here never starts.
     pub fn validate(&self, limits: &Limits) -> Result<ValidAttack, LoadError> {
-        let target = check_url("target", &self.target, &limits.allowed_hosts)?;
+        let target = check_url("target", &self.target, limits)?;
         if target.path_and_query.contains('?') {
             return Err(LoadError::invalid(
                 "target",
@@ -535,6 +539,8 @@ mod tests {
                 "127.0.0.1".into(),
                 "*.execute-api.eu-west-1.amazonaws.com".into(),
             ],
+            // The local stack's opt-out: the target is on loopback.
+            allow_loopback: true,
             ..Limits::default()
         }
     }

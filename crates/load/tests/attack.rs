@@ -121,7 +121,7 @@ async fn catches_the_500_where_a_401_belongs_and_passes_once_fixed() {
         "url": format!("{url}/admin/mode"), "method": "PUT", "body": "fixed"
     }))
     .unwrap()
-    .run(&support::limits().allowed_hosts)
+    .run(&support::limits())
     .await
     .unwrap();
     assert_eq!(

@@ -8,9 +8,7 @@ use load::{ErrorKind, LoadError};
 use serde_json::json;
 
 async fn probe(spec: serde_json::Value) -> Result<HttpOutput, LoadError> {
-    HttpProbe::from_json(spec)?
-        .run(&support::limits().allowed_hosts)
-        .await
+    HttpProbe::from_json(spec)?.run(&support::limits()).await
 }
 
 #[tokio::test]
@@ -48,6 +46,43 @@ async fn json_bodies_are_parsed_and_sent() {
     // Any status is an output, not an error.
     let missing = probe(json!({"url": format!("{url}/nope")})).await.unwrap();
     assert_eq!(missing.status, 404);
+}
+
+/// In a deployed stack (no opt-out), a name that resolves to loopback is
+/// not connected to, though it is allow-listed and a server answers there.
+#[tokio::test]
+async fn a_name_resolving_to_loopback_is_never_connected_to() {
+    let (app, url) = support::target(Mode::Fixed).await;
+    let by_name = url.replace("127.0.0.1", "localhost");
+    let deployed = load::Limits {
+        allowed_hosts: vec!["localhost".into(), "127.0.0.1".into()],
+        ..load::Limits::default()
+    };
+    let err = HttpProbe::from_json(json!({"url": format!("{by_name}/health")}))
+        .unwrap()
+        .run(&deployed)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("resolves to"), "{err}");
+    assert!(err.to_string().contains("loopback"), "{err}");
+    let err = HttpProbe::from_json(json!({"url": format!("{url}/health")}))
+        .unwrap()
+        .run(&deployed)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("never a target"), "{err}");
+    assert_eq!(app.count(200), 0, "no request reached the server");
+    // The local stack's opt-out reaches it.
+    let local = load::Limits {
+        allow_loopback: true,
+        ..deployed
+    };
+    let ok = HttpProbe::from_json(json!({"url": format!("{by_name}/health")}))
+        .unwrap()
+        .run(&local)
+        .await
+        .unwrap();
+    assert_eq!(ok.status, 200);
 }
 
 #[tokio::test]

@@ -12,7 +12,9 @@
 //!   Gateway reads up to its limit) so the client gets the 413 on a live
 //!   connection rather than a reset.
 //! - `PUT /admin/mode` with body `buggy` or `fixed` switches the mode;
-//!   `GET /admin/stats` → `{"mode": ..., "requests": n, "by_status": {...}}`.
+//!   `GET /admin/stats` → `{"mode": ..., "requests": n, "by_status": {...},
+//!   "last_request_unix_ms": t}` (the newest request that was not to
+//!   `/admin/`: how a test sees when an attack really stopped).
 //!
 //! **Modes.** `fixed` answers every missing, invalid or expired token with
 //! 401. `buggy` reproduces the write-up's bug, a 5XX where a 401 belongs:
@@ -91,6 +93,9 @@ pub struct App {
     /// `Bearer <token>`, compared as bytes.
     bearer: Bytes,
     counts: [AtomicU64; COUNTED.len() + 1],
+    /// When the newest request other than `/admin/` arrived (ms since the
+    /// epoch; 0: none yet).
+    last_request_ms: AtomicU64,
 }
 
 fn json(status: StatusCode, body: &'static [u8]) -> Response<Full<Bytes>> {
@@ -130,6 +135,7 @@ impl App {
             buggy: AtomicBool::new(mode == Mode::Buggy),
             bearer: Bytes::from(format!("Bearer {token}")),
             counts: Default::default(),
+            last_request_ms: AtomicU64::new(0),
         }
     }
 
@@ -169,8 +175,13 @@ impl App {
                 by_status.insert(key, n.into());
             }
         }
-        serde_json::json!({"mode": self.mode().as_str(), "requests": total, "by_status": by_status})
-            .to_string()
+        serde_json::json!({
+            "mode": self.mode().as_str(),
+            "requests": total,
+            "by_status": by_status,
+            "last_request_unix_ms": self.last_request_ms.load(Ordering::Relaxed),
+        })
+        .to_string()
     }
 
     /// Answers one request.
@@ -179,6 +190,12 @@ impl App {
         B: Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
+        if !request.uri().path().starts_with("/admin/") {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            self.last_request_ms.fetch_max(now, Ordering::Relaxed);
+        }
         let response = self.route(request).await;
         let status = response.status().as_u16();
         let i = COUNTED
@@ -432,10 +449,14 @@ mod tests {
             401
         );
 
+        let before_admin = app.last_request_ms.load(Ordering::Relaxed);
+        assert!(before_admin > 0);
         let switch = Request::put("/admin/mode")
             .body(Full::new(Bytes::from_static(b"fixed")))
             .unwrap();
         assert_eq!(status(&app, switch).await, 200);
+        // Admin requests are not the attack's: they leave the time alone.
+        assert_eq!(app.last_request_ms.load(Ordering::Relaxed), before_admin);
         assert_eq!(app.mode(), Mode::Fixed);
         assert_eq!(
             status(&app, post(Some("Bearer nope"), "application/json", ok)).await,
@@ -454,5 +475,6 @@ mod tests {
         assert_eq!(stats["by_status"]["500"], 2);
         assert_eq!(stats["by_status"]["401"], 2);
         assert_eq!(stats["requests"], 6);
+        assert!(stats["last_request_unix_ms"].as_u64().unwrap() >= before_admin);
     }
 }

@@ -57,6 +57,8 @@ pub async fn refused() -> String {
 pub fn limits() -> Limits {
     Limits {
         allowed_hosts: vec!["127.0.0.1".into()],
+        // The local stack's opt-out: the target is on loopback.
+        allow_loopback: true,
         max_rps: 100_000.0,
         ..Limits::default()
     }
