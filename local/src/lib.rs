@@ -146,6 +146,14 @@ pub fn stack_parameters(prefix: &str) -> BTreeMap<String, String> {
     .collect()
 }
 
+/// What a target function is set to (`function_settings`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionSettings {
+    pub reserved: Option<i32>,
+    pub timeout: i32,
+    pub memory_size: i32,
+}
+
 /// What `create_ecs_target` should create.
 #[derive(Clone, Debug)]
 pub struct EcsTargetSpec {
@@ -384,6 +392,46 @@ impl LocalStack {
     /// One HTTP/1.1 request to the stack's control endpoints (loopback only,
     /// which [`LocalStack::connect`] checked).
     async fn control(&self, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
+        self.request(method, path, "Content-Type: application/json\r\n", body)
+            .await
+    }
+
+    /// `n` EC2 instances (moto's default AMI), for container instances to
+    /// stand on. A query request of its own: the tests need no EC2 SDK
+    /// client (its build alone takes minutes) for this one call; moto
+    /// routes it by the credential scope and checks no signature.
+    async fn run_instances(&self, n: usize) -> Result<Vec<String>> {
+        let body = format!(
+            "Action=RunInstances&Version=2016-11-15&ImageId=ami-12c6146b&MinCount={n}&MaxCount={n}"
+        );
+        let headers = format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 \
+             Credential=testing/20260101/{REGION}/ec2/aws4_request, SignedHeaders=host, Signature=0\r\n"
+        );
+        let (status, answer) = self.request("POST", "/", &headers, &body).await?;
+        let ids: Vec<String> = answer
+            .split("<instanceId>")
+            .skip(1)
+            .filter_map(|rest| {
+                rest.split_once("</instanceId>")
+                    .map(|(id, _)| id.to_string())
+            })
+            .collect();
+        if status != 200 || ids.len() != n {
+            return Err(Error::Unexpected(format!(
+                "RunInstances: {status} {answer}"
+            )));
+        }
+        Ok(ids)
+    }
+
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &str,
+        body: &str,
+    ) -> Result<(u16, String)> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let authority = self
             .endpoint
@@ -394,7 +442,7 @@ impl LocalStack {
             .await
             .map_err(|e| Error::Unexpected(format!("connect {authority}: {e}")))?;
         let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
         stream
@@ -442,6 +490,77 @@ impl LocalStack {
             .await
             .map_err(aws(format!("CreateFunction {name}")))?;
         Ok(name.to_string())
+    }
+
+    /// A target function's reserved concurrency, timeout and memory.
+    pub async fn function_settings(&self, name: &str) -> Result<FunctionSettings> {
+        let config = self
+            .lambda
+            .get_function_configuration()
+            .function_name(name)
+            .send()
+            .await
+            .map_err(aws(format!("GetFunctionConfiguration {name}")))?;
+        let reserved = self
+            .lambda
+            .get_function_concurrency()
+            .function_name(name)
+            .send()
+            .await
+            .map_err(aws(format!("GetFunctionConcurrency {name}")))?
+            .reserved_concurrent_executions();
+        Ok(FunctionSettings {
+            reserved,
+            timeout: config.timeout().unwrap_or_default(),
+            memory_size: config.memory_size().unwrap_or_default(),
+        })
+    }
+
+    /// A queue feeding `function` through an event source mapping, enabled.
+    /// Returns the mapping's UUID.
+    pub async fn create_event_source_mapping(&self, function: &str) -> Result<String> {
+        let queue = self
+            .sqs
+            .create_queue()
+            .queue_name(format!("{function}-feed"))
+            .send()
+            .await
+            .map_err(aws(format!("CreateQueue {function}-feed")))?;
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue.queue_url().unwrap_or_default())
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(aws("GetQueueAttributes".to_string()))?;
+        let arn = attributes
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .cloned()
+            .unwrap_or_default();
+        let mapping = self
+            .lambda
+            .create_event_source_mapping()
+            .function_name(function)
+            .event_source_arn(arn)
+            .enabled(true)
+            .send()
+            .await
+            .map_err(aws(format!("CreateEventSourceMapping {function}")))?;
+        Ok(mapping.uuid().unwrap_or_default().to_string())
+    }
+
+    /// An event source mapping's state: `Enabled`, `Disabled`, ...
+    pub async fn event_source_mapping_state(&self, uuid: &str) -> Result<String> {
+        let mapping = self
+            .lambda
+            .get_event_source_mapping()
+            .uuid(uuid)
+            .send()
+            .await
+            .map_err(aws(format!("GetEventSourceMapping {uuid}")))?;
+        Ok(mapping.state().unwrap_or_default().to_string())
     }
 
     // ----------------------------------------------------------------------
@@ -567,6 +686,91 @@ impl LocalStack {
     // ----------------------------------------------------------------------
     // Targets
     // ----------------------------------------------------------------------
+
+    /// `n` container instances registered in the target's cluster (moto
+    /// keeps them as records: nothing runs on them), and the cluster opted
+    /// in when `opt_in`, as draining requires. Returns their ARNs.
+    pub async fn register_container_instances(
+        &self,
+        target: &EcsTarget,
+        n: usize,
+        opt_in: bool,
+    ) -> Result<Vec<String>> {
+        let mut arns = Vec::new();
+        for instance in self.run_instances(n).await? {
+            let document = serde_json::json!({"instanceId": instance});
+            let out = self
+                .ecs
+                .register_container_instance()
+                .cluster(&target.cluster)
+                .instance_identity_document(document.to_string())
+                .send()
+                .await
+                .map_err(aws(format!("RegisterContainerInstance {}", target.cluster)))?;
+            let arn = out
+                .container_instance()
+                .and_then(|c| c.container_instance_arn());
+            arns.push(arn.unwrap_or_default().to_string());
+        }
+        if opt_in {
+            let clusters = self
+                .ecs
+                .describe_clusters()
+                .clusters(&target.cluster)
+                .send()
+                .await
+                .map_err(aws(format!("DescribeClusters {}", target.cluster)))?;
+            let arn = clusters
+                .clusters()
+                .first()
+                .and_then(|c| c.cluster_arn())
+                .unwrap_or_default()
+                .to_string();
+            let tag = aws_sdk_ecs::types::Tag::builder()
+                .key(manifest::OPT_IN_TAG)
+                .value("true")
+                .build();
+            self.ecs
+                .tag_resource()
+                .resource_arn(arn)
+                .tags(tag)
+                .send()
+                .await
+                .map_err(aws(format!("TagResource {}", target.cluster)))?;
+        }
+        Ok(arns)
+    }
+
+    /// Each of `arns`' status (ACTIVE, DRAINING), in order; "missing" for
+    /// one the cluster does not have.
+    pub async fn container_instance_states(
+        &self,
+        target: &EcsTarget,
+        arns: &[String],
+    ) -> Result<Vec<String>> {
+        let out = self
+            .ecs
+            .describe_container_instances()
+            .cluster(&target.cluster)
+            .set_container_instances(Some(arns.to_vec()))
+            .send()
+            .await
+            .map_err(aws(format!(
+                "DescribeContainerInstances {}",
+                target.cluster
+            )))?;
+        Ok(arns
+            .iter()
+            .map(|arn| {
+                out.container_instances()
+                    .iter()
+                    .find(|c| c.container_instance_arn() == Some(arn.as_str()))
+                    .and_then(|c| c.status())
+                    .unwrap_or("missing")
+                    .to_string()
+            })
+            .collect())
+    }
 
     /// Creates cluster `<prefix>`, a Fargate task definition and service
     /// `<prefix>-svc` with `desired_count` tasks, an optional scalable

@@ -34,6 +34,12 @@ LAMBDA_REST = [
     (re.compile(r"^/2015-03-31/functions/(?P<fn>[^/]+)/configuration/?$"), "GET", "GetFunctionConfiguration"),
     (re.compile(r"^/2015-03-31/functions/(?P<fn>[^/]+)/?$"), "GET", "GetFunction"),
     (re.compile(r"^/2019-09-30/functions/(?P<fn>[^/]+)/concurrency/?$"), "GET", "GetFunctionConcurrency"),
+    (re.compile(r"^/2017-10-31/functions/(?P<fn>[^/]+)/concurrency/?$"), "PUT", "PutFunctionConcurrency"),
+    (re.compile(r"^/2017-10-31/functions/(?P<fn>[^/]+)/concurrency/?$"), "DELETE", "DeleteFunctionConcurrency"),
+    (re.compile(r"^/2015-03-31/functions/(?P<fn>[^/]+)/configuration/?$"), "PUT", "UpdateFunctionConfiguration"),
+    (re.compile(r"^/2015-03-31/event-source-mappings/(?P<uuid>[^/]+)/?$"), "GET", "GetEventSourceMapping"),
+    (re.compile(r"^/2015-03-31/event-source-mappings/(?P<uuid>[^/]+)/?$"), "PUT", "UpdateEventSourceMapping"),
+    (re.compile(r"^/2015-03-31/event-source-mappings/?$"), "GET", "ListEventSourceMappings"),
 ]
 
 
@@ -79,6 +85,25 @@ def _queue(ctx: Context, url: str) -> str:
     return ctx.arn("sqs", url.rstrip("/").rsplit("/", 1)[-1])
 
 
+def _event_source_mapping(ctx: Context, uuid: str) -> str:
+    return ctx.arn("lambda", f"event-source-mapping:{uuid}")
+
+
+def _mapping_function(ctx: Context, p: dict[str, Any]) -> dict[str, str]:
+    """`lambda:FunctionArn`: the function the mapping feeds, as moto holds it."""
+    try:
+        from moto.awslambda.utils import get_backend
+
+        mapping = get_backend(ctx.account, ctx.region).get_event_source_mapping(p["uuid"])
+        return {"lambda:FunctionArn": mapping.function_arn} if mapping else {}
+    except Exception:  # noqa: BLE001 - a mapping that is gone names no function
+        return {}
+
+
+def _container_instances(ctx: Context, p: dict[str, Any]) -> list[str]:
+    return [_ecs_child(ctx, "container-instance", p.get("cluster"), i) for i in p["containerInstances"]]
+
+
 def _lambda_fn(ctx: Context, name: str) -> str:
     name = urllib.parse.unquote(name)
     if name.startswith("arn:"):
@@ -114,6 +139,19 @@ RESOURCES: dict[str, Callable[[Context, dict[str, Any]], list[str]]] = {
     "lambda:GetFunction": lambda c, p: [_lambda_fn(c, p["fn"])],
     "lambda:GetFunctionConfiguration": lambda c, p: [_lambda_fn(c, p["fn"])],
     "lambda:GetFunctionConcurrency": lambda c, p: [_lambda_fn(c, p["fn"])],
+    "lambda:PutFunctionConcurrency": lambda c, p: [_lambda_fn(c, p["fn"])],
+    "lambda:DeleteFunctionConcurrency": lambda c, p: [_lambda_fn(c, p["fn"])],
+    "lambda:UpdateFunctionConfiguration": lambda c, p: [_lambda_fn(c, p["fn"])],
+    "lambda:GetEventSourceMapping": lambda c, p: [_event_source_mapping(c, p["uuid"])],
+    "lambda:UpdateEventSourceMapping": lambda c, p: [_event_source_mapping(c, p["uuid"])],
+    # No resource-level permissions.
+    "lambda:ListEventSourceMappings": lambda c, p: ["*"],
+    "ecs:ListTagsForResource": lambda c, p: [p["resourceArn"]],
+    "ecs:TagResource": lambda c, p: [p["resourceArn"]],
+    "ecs:UntagResource": lambda c, p: [p["resourceArn"]],
+    "ecs:ListContainerInstances": lambda c, p: [_ecs_cluster(c, p.get("cluster"))],
+    "ecs:DescribeContainerInstances": _container_instances,
+    "ecs:UpdateContainerInstancesState": _container_instances,
 }
 
 # Condition keys a request carries, beside aws:ResourceTag.
@@ -121,6 +159,8 @@ CONDITION_KEYS: dict[str, Callable[[Context, dict[str, Any]], dict[str, str]]] =
     "ecs:ListTasks": lambda c, p: {"ecs:cluster": _ecs_cluster(c, p.get("cluster"))},
     "ecs:DescribeTasks": lambda c, p: {"ecs:cluster": _ecs_cluster(c, p.get("cluster"))},
     "ecs:StopTask": lambda c, p: {"ecs:cluster": _ecs_cluster(c, p.get("cluster"))},
+    "ecs:UpdateContainerInstancesState": lambda c, p: {"ecs:cluster": _ecs_cluster(c, p.get("cluster"))},
+    "lambda:UpdateEventSourceMapping": _mapping_function,
 }
 
 
@@ -215,7 +255,7 @@ class Recorder:
             for pattern, verb, operation in LAMBDA_REST:
                 m = pattern.match(path)
                 if m and method == verb:
-                    return operation, {"fn": m.group("fn")}
+                    return operation, m.groupdict()
             return f"{method} {path}", {}
         form = urllib.parse.parse_qs(raw.decode("utf-8", "replace"))
         query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))

@@ -6,7 +6,12 @@
 //!   check is not vacuous;
 //! - a journal built by `experiment::journal::journal` has the shape of one
 //!   chaoslib writes (`scripts/ctk-journal-check`), for a completed run and
-//!   for a run that failed in its method.
+//!   for a run that failed in its method;
+//! - the catalogue against the installed chaostoolkit-aws: every catalogued
+//!   `chaosaws.*` activity has the installed function's argument names and
+//!   required-ness, every installed function is either catalogued or
+//!   refused with its reason, and `chaos validate` accepts an experiment
+//!   calling every catalogued chaosaws function with its example arguments.
 //!
 //! Nothing reaches the network but PyPI, once, for the install.
 
@@ -98,6 +103,139 @@ fn chaos_validate_refuses_a_broken_experiment() {
     assert!(
         stdout.contains("FAIL") && stdout.contains("task_countt"),
         "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Every public function of the installed chaostoolkit-aws (its modules'
+/// `__all__`): its arguments, besides `configuration` and `secrets`, with
+/// whether each is required (has no default).
+fn chaosaws_signatures() -> std::collections::BTreeMap<String, Vec<(String, bool)>> {
+    setup();
+    const SCRIPT: &str = r#"
+import importlib, inspect, json, pkgutil, chaosaws
+out = {}
+for m in sorted(pkgutil.iter_modules(chaosaws.__path__)):
+    if not m.ispkg:
+        continue
+    for kind in ("actions", "probes"):
+        name = f"chaosaws.{m.name}.{kind}"
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        for f in getattr(mod, "__all__", []):
+            sig = inspect.signature(getattr(mod, f))
+            out[f"{name}.{f}"] = [
+                [p.name, p.default is inspect.Parameter.empty]
+                for p in sig.parameters.values()
+                if p.name not in ("configuration", "secrets")
+            ]
+print(json.dumps(out))
+"#;
+    let python = root().join(".tools/ctk-venv/bin/python");
+    let out = Command::new(python)
+        .args(["-c", SCRIPT])
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .expect("the ctk venv's python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the signatures are JSON")
+}
+
+#[test]
+fn catalogued_chaosaws_activities_have_the_installed_signatures() {
+    let installed = chaosaws_signatures();
+    let mut problems = Vec::new();
+    for a in experiment::catalogue::doc::native_chaosaws() {
+        let Some(signature) = installed.get(a.name) else {
+            problems.push(format!("{}: chaostoolkit-aws has no such function", a.name));
+            continue;
+        };
+        let ours: std::collections::BTreeMap<&str, bool> =
+            a.params.iter().map(|p| (p.name, p.required)).collect();
+        let theirs: std::collections::BTreeMap<&str, bool> = signature
+            .iter()
+            .map(|(name, required)| (name.as_str(), *required))
+            .collect();
+        for (name, required) in &theirs {
+            match ours.get(name) {
+                None => problems.push(format!("{}: lacks chaosaws's argument '{name}'", a.name)),
+                Some(r) if r != required => problems.push(format!(
+                    "{}: '{name}' is {} here, {} in chaosaws",
+                    a.name,
+                    if *r { "required" } else { "optional" },
+                    if *required { "required" } else { "optional" },
+                )),
+                Some(_) => {}
+            }
+        }
+        for name in ours.keys().filter(|n| !theirs.contains_key(*n)) {
+            problems.push(format!(
+                "{}: '{name}' is not an argument of chaosaws's function",
+                a.name
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_chaosaws_function_is_catalogued_or_refused_with_its_reason() {
+    use experiment::catalogue;
+    let installed: std::collections::BTreeSet<String> = chaosaws_signatures().into_keys().collect();
+    let known: std::collections::BTreeSet<String> = catalogue::doc::native_chaosaws()
+        .into_iter()
+        .map(|a| a.name.to_string())
+        .chain(catalogue::refusals().map(|r| r.name.to_string()))
+        .collect();
+    let unaccounted: Vec<&String> = installed.difference(&known).collect();
+    let unknown: Vec<&String> = known.difference(&installed).collect();
+    assert!(
+        unaccounted.is_empty() && unknown.is_empty(),
+        "installed but neither catalogued nor refused: {unaccounted:?}; catalogued or refused but not installed: {unknown:?}"
+    );
+    assert_eq!(
+        installed.len(),
+        154,
+        "chaostoolkit-aws 0.35.1 has 154 functions"
+    );
+}
+
+#[test]
+fn chaos_validate_accepts_every_catalogued_chaosaws_function() {
+    setup();
+    let method: Vec<Value> = experiment::catalogue::doc::native_chaosaws()
+        .into_iter()
+        .map(|a| {
+            json!({
+                "type": match a.kind {
+                    experiment::catalogue::Kind::Probe => "probe",
+                    _ => "action",
+                },
+                "name": a.name,
+                "provider": experiment::catalogue::doc::provider_example(a),
+            })
+        })
+        .collect();
+    let doc = json!({
+        "title": "every catalogued chaosaws function",
+        "description": "each with its example arguments",
+        "method": method,
+    });
+    let dir = tempdir("ctk-catalogue");
+    let file = dir.join("catalogue.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let out = run(Command::new(root().join("scripts/ctk-validate")).arg(&file));
+    assert!(
+        out.status.success(),
+        "chaos validate refused the catalogue's examples:\n{}",
+        String::from_utf8_lossy(&out.stdout)
     );
     std::fs::remove_dir_all(&dir).ok();
 }

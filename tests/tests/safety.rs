@@ -617,3 +617,193 @@ async fn row_11_stop_execution_during_a_load_attack_and_repeated_invocations() {
     );
     clean(11, "StopExecution during a load attack / invocations");
 }
+
+/// Until `ok` holds, polled for up to a minute (the janitor works
+/// asynchronously).
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut ok: impl FnMut() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ok().await {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+async fn row_12_stop_execution_while_a_function_is_throttled() {
+    let _shared = THROTTLE.read().await;
+    let (local, stack) = LocalStack::for_tests_with_stack("m11-lambda").await;
+    let function = local
+        .create_target_function(&format!("{}-fn", stack.prefix), true)
+        .await
+        .unwrap();
+    let mapping = local.create_event_source_mapping(&function).await.unwrap();
+    let before = local.function_settings(&function).await.unwrap();
+    let action = |name: &str, func: &str, arguments: Value| {
+        json!({"type": "action", "name": name, "provider": {"type": "python",
+            "module": "chaosaws.awslambda.actions", "func": func, "arguments": arguments}})
+    };
+    let mut throttle = action(
+        "throttle",
+        "put_function_concurrency",
+        json!({"function_name": function, "concurrent_executions": 0}),
+    );
+    throttle["pauses"] = json!({"after": 3600});
+    let doc = json!({
+        "title": "a function throttled for an hour",
+        "description": "stopped from the console in the middle",
+        "method": [
+            action("slow down", "put_function_timeout", json!({"function_name": function, "timeout": 30})),
+            action("stop the feed", "toggle_event_source_mapping_state", json!({"event_uuid": mapping, "enabled": false})),
+            throttle,
+        ],
+        "extensions": [{"name": "turbulence", "abort_alarms": [stack.abort_alarm],
+            "poll_interval_seconds": POLL_SECONDS, "time_scale": SLOW}],
+    });
+    let execution = local.start_execution(&stack, &doc).await.unwrap();
+    eventually("the throttle", || async {
+        local.function_settings(&function).await.unwrap().reserved == Some(0)
+    })
+    .await;
+    // In the hour's wait now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        local.event_source_mapping_state(&mapping).await.unwrap(),
+        "Disabled"
+    );
+    local
+        .sfn()
+        .stop_execution()
+        .execution_arn(&execution)
+        .cause("stopped from the console")
+        .send()
+        .await
+        .unwrap();
+    let done = local.wait_for(&execution, RUN_TIMEOUT).await.unwrap();
+    assert_eq!(done.status, "ABORTED");
+    eventually("the janitor's undos", || async {
+        local.function_settings(&function).await.unwrap() == before
+            && local.event_source_mapping_state(&mapping).await.unwrap() == "Enabled"
+    })
+    .await;
+    let record = experiment::guards::RunRecord::parameter(&execution).unwrap();
+    eventually("the run record's removal", || async {
+        local.parameter(&record).await.unwrap().is_none()
+    })
+    .await;
+    for lock in [
+        format!("{}lambda/{function}", experiment::guards::LOCK_PREFIX),
+        format!("{}lambda-esm/{mapping}", experiment::guards::LOCK_PREFIX),
+    ] {
+        assert_eq!(
+            local.parameter(&lock).await.unwrap(),
+            None,
+            "{lock} released"
+        );
+    }
+    let messages = local.dlq_messages(&stack).await.unwrap();
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert_eq!(messages[0]["error"], "ExperimentInterrupted");
+    clean(12, "StopExecution while a function is throttled");
+}
+
+#[tokio::test]
+async fn row_13_stop_execution_while_an_ecs_service_is_reconfigured() {
+    let _shared = THROTTLE.read().await;
+    let r = row("m12-ecs-config", true, Reconciler::TasksOnly).await;
+    let configuration = |max: i32, min: i32| {
+        aws_sdk_ecs::types::DeploymentConfiguration::builder()
+            .maximum_percent(max)
+            .minimum_healthy_percent(min)
+            .build()
+    };
+    r.local
+        .ecs()
+        .update_service()
+        .cluster(&r.target.cluster)
+        .service(&r.target.service)
+        .deployment_configuration(configuration(150, 50))
+        .send()
+        .await
+        .unwrap();
+    let read = || async {
+        let out = r
+            .local
+            .ecs()
+            .describe_services()
+            .cluster(&r.target.cluster)
+            .services(&r.target.service)
+            .include(aws_sdk_ecs::types::ServiceField::Tags)
+            .send()
+            .await
+            .unwrap();
+        let s = out.services()[0].clone();
+        let deployment = s
+            .deployment_configuration()
+            .and_then(|c| Some((c.maximum_percent()?, c.minimum_healthy_percent()?)));
+        let tags: Vec<String> = s
+            .tags()
+            .iter()
+            .filter_map(|t| t.key().map(str::to_string))
+            .collect();
+        (
+            deployment,
+            tags,
+            s.service_arn().unwrap_or_default().to_string(),
+        )
+    };
+    let instances = r
+        .local
+        .register_container_instances(&r.target, 4, true)
+        .await
+        .unwrap();
+    let states = || async {
+        r.local
+            .container_instance_states(&r.target, &instances)
+            .await
+            .unwrap()
+    };
+    let before = read().await;
+    let action = |name: &str, func: &str, arguments: Value| {
+        json!({"type": "action", "name": name, "provider": {"type": "python",
+            "module": "chaosaws.ecs.actions", "func": func, "arguments": arguments}})
+    };
+    let mut tag = action(
+        "tag",
+        "tag_resource",
+        json!({"resource_arn": before.2, "tags": [{"key": "chaos", "value": "now"}]}),
+    );
+    tag["pauses"] = json!({"after": 3600});
+    let doc = json!({
+        "title": "a service without headroom for an hour",
+        "description": "stopped from the console in the middle",
+        "method": [
+            action("no headroom", "set_service_deployment_configuration",
+                json!({"cluster": r.target.cluster, "service": r.target.service,
+                    "maximum_percent": 100, "minimum_healthy_percent": 0})),
+            action("drain one", "update_container_instances_state",
+                json!({"cluster": r.target.cluster, "container_instances": [instances[0]],
+                    "status": "DRAINING"})),
+            tag,
+        ],
+        "extensions": [{"name": "turbulence", "abort_alarms": [r.stack.abort_alarm],
+            "poll_interval_seconds": POLL_SECONDS, "time_scale": SLOW}],
+    });
+    let execution = r.start(&doc).await;
+    eventually("the change", || async {
+        read().await.1.contains(&"chaos".to_string())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(read().await.0, Some((100, 0)));
+    assert_eq!(states().await[0], "DRAINING");
+    r.stop_from_the_console(&execution).await;
+    let done = r.local.wait_for(&execution, RUN_TIMEOUT).await.unwrap();
+    assert_eq!(done.status, "ABORTED");
+    eventually("the janitor's undos", || async {
+        read().await == before && states().await == ["ACTIVE"; 4]
+    })
+    .await;
+    let m = r.assert_clean(&[&execution], 1).await;
+    assert_eq!(m[0]["error"], "ExperimentInterrupted");
+    clean(13, "StopExecution while an ECS service is reconfigured");
+}

@@ -8,8 +8,8 @@
 //!   reachable and has a way on to an end;
 //! - every function names the binary `sam build` (and the local stack, which
 //!   deploys template.yaml itself) runs;
-//! - IAM is least privilege: exact actions per function (the table below is
-//!   the spec), no wildcard actions, `"*"` resources only where AWS offers
+//! - IAM is least privilege: exact actions per function (the engine's own,
+//!   below, and its activities' from the catalogue), no wildcard actions, `"*"` resources only where AWS offers
 //!   no resource-level permission; every role belongs to a function, the
 //!   state machine or the schedules, and trusts only that service;
 //! - one schedule per experiments/*.json, starting the experiment state
@@ -31,12 +31,14 @@ use local::manifest;
 use serde_json::Value as Json;
 use serde_yaml::{Mapping, Value};
 
-/// What each function calls, by logical id: its role must grant exactly
-/// these actions, plus [`FUNCTION_RUNTIME_ACTIONS`].
-const FUNCTION_CALLS: &[(&str, &[&str])] = &[
-    // Plan also reads experiments published under ExperimentParameterPrefix,
-    // the kill switch, the targets' opt-in tags and running tasks (blast
-    // radius); it takes the locks and writes the run record.
+/// What each function calls besides the activities it runs, by logical id:
+/// the engine's own reads and writes (abort alarms, the kill switch, run
+/// records and locks, background executions). Its role must grant exactly
+/// these, the calls of its activities ([`function_calls`], from the
+/// catalogue) and [`FUNCTION_RUNTIME_ACTIONS`].
+const ENGINE_CALLS: &[(&str, &[&str])] = &[
+    // Plan also reads experiments published under ExperimentParameterPrefix
+    // and the kill switch, takes the locks and writes the run record.
     (
         "PlanFunction",
         &[
@@ -44,38 +46,19 @@ const FUNCTION_CALLS: &[(&str, &[&str])] = &[
             "ssm:GetParameter",
             "ssm:PutParameter",
             "ssm:DeleteParameter",
-            "ecs:DescribeServices",
-            "ecs:DescribeClusters",
-            "ecs:ListTasks",
-            "ecs:DescribeTasks",
-            "lambda:GetFunction",
         ],
     ),
     (
         "ProbeFunction",
-        &[
-            "cloudwatch:DescribeAlarms",
-            "cloudwatch:GetMetricStatistics",
-            "cloudwatch:GetMetricData",
-            "ecs:DescribeServices",
-            "ecs:ListTasks",
-            "ecs:DescribeTasks",
-            "ssm:GetParameter",
-        ],
+        &["cloudwatch:DescribeAlarms", "ssm:GetParameter"],
     ),
     (
         "ActionFunction",
         &[
             "cloudwatch:DescribeAlarms",
-            "ecs:DescribeServices",
-            "ecs:ListTasks",
-            "ecs:DescribeTasks",
-            "ecs:StopTask",
-            "ecs:UpdateService",
             "ssm:GetParameter",
             "ssm:PutParameter",
             "ssm:DeleteParameter",
-            "lambda:InvokeFunction",
             // Background activities: start, follow, stop their executions.
             "states:StartExecution",
             "states:DescribeExecution",
@@ -106,7 +89,7 @@ const FUNCTION_CALLS: &[(&str, &[&str])] = &[
             "cloudwatch:GetMetricData",
         ],
     ),
-    // The janitor reads an ended execution and replays its undos.
+    // The janitor reads an ended execution and its record, and sweeps.
     (
         "JanitorFunction",
         &[
@@ -117,8 +100,6 @@ const FUNCTION_CALLS: &[(&str, &[&str])] = &[
             "ssm:GetParametersByPath",
             "ssm:PutParameter",
             "ssm:DeleteParameter",
-            "ecs:DescribeServices",
-            "ecs:UpdateService",
             "sqs:SendMessage",
         ],
     ),
@@ -126,9 +107,63 @@ const FUNCTION_CALLS: &[(&str, &[&str])] = &[
     ("ModerationFunction", &["ssm:GetParameter"]),
 ];
 
-/// Actions that change an ECS or Lambda target: every grant of one must be
-/// conditioned on the opt-in tag, so IAM refuses what the guards would.
-const TARGET_MUTATIONS: &[&str] = &["ecs:StopTask", "ecs:UpdateService", "lambda:InvokeFunction"];
+/// What each function calls: the engine's own, and from the catalogue the
+/// calls of what it runs. The probe function runs the probes; the action
+/// function the actions, and every undo in the rollbacks; the janitor every
+/// undo (and the lock releases); Plan reads the opt-in tags of what the
+/// actions touch and makes the activities' preflight checks.
+fn function_calls() -> Vec<(&'static str, BTreeSet<String>)> {
+    use experiment::catalogue::{self, Kind, OptIn};
+    let all: Vec<&catalogue::Activity> = catalogue::activities().collect();
+    let of =
+        |kinds: &[Kind]| catalogue::iam_of(all.iter().copied().filter(|a| kinds.contains(&a.kind)));
+    let janitor =
+        catalogue::iam_of(catalogue::undos().chain(all.iter().copied().filter(|a| a.internal)));
+    let mut plan: BTreeSet<&str> = all
+        .iter()
+        .flat_map(|a| a.preflight_iam.iter().map(|i| i.action))
+        .collect();
+    for ty in all
+        .iter()
+        .filter(|a| a.kind != Kind::Probe)
+        .flat_map(|a| a.touched.iter())
+    {
+        if let OptIn::Tag { iam, .. } = ty.opt_in {
+            plan.extend(iam.iter().copied());
+        }
+    }
+    ENGINE_CALLS
+        .iter()
+        .map(|(id, engine)| {
+            let activities = match *id {
+                "PlanFunction" => plan.clone(),
+                "ProbeFunction" => of(&[Kind::Probe, Kind::Either]),
+                "ActionFunction" => of(&[Kind::Action, Kind::Either]),
+                "JanitorFunction" => janitor.clone(),
+                _ => BTreeSet::new(),
+            };
+            let calls = engine
+                .iter()
+                .copied()
+                .chain(activities)
+                .map(str::to_owned)
+                .collect();
+            (*id, calls)
+        })
+        .collect()
+}
+
+/// Actions that change an opted-in target (the catalogue's
+/// `Fence::OptInTag`): every grant of one must be conditioned on the
+/// opt-in tag, so IAM refuses what the guards would.
+fn target_mutations() -> BTreeSet<&'static str> {
+    use experiment::catalogue::{self, Fence};
+    catalogue::activities()
+        .flat_map(|a| a.iam.iter())
+        .filter(|i| i.fence == Fence::OptInTag)
+        .map(|i| i.action)
+        .collect()
+}
 
 /// What every function needs to run at all: write its own log group (checked
 /// to be the one its `LoggingConfig` names) and, with active tracing, send
@@ -176,6 +211,7 @@ const STAR_RESOURCE_ALLOWED: &[(&str, Option<&str>, &str)] = &[
     ),
     ("cloudwatch:GetMetricStatistics", None, NO_RESOURCE_LEVEL),
     ("cloudwatch:GetMetricData", None, NO_RESOURCE_LEVEL),
+    ("lambda:ListEventSourceMappings", None, NO_RESOURCE_LEVEL),
     ("xray:PutTraceSegments", None, NO_RESOURCE_LEVEL),
     ("xray:PutTelemetryRecords", None, NO_RESOURCE_LEVEL),
     ("xray:GetSamplingRules", None, NO_RESOURCE_LEVEL),
@@ -405,6 +441,7 @@ fn every_target_mutation_is_conditioned_on_the_opt_in_tag() {
         "DefinitionSubstitutions.OptInTagKey must be the literal tag the local stack uses"
     );
     let key = format!("aws:ResourceTag/{}", manifest::OPT_IN_TAG);
+    let mutations = target_mutations();
     let mut problems = Vec::new();
     let mut seen = 0;
     for statement in template.all_statements() {
@@ -412,7 +449,7 @@ fn every_target_mutation_is_conditioned_on_the_opt_in_tag() {
             continue;
         }
         for action in statement.actions() {
-            if !TARGET_MUTATIONS.contains(&action.as_str()) {
+            if !mutations.contains(action.as_str()) {
                 continue;
             }
             // The state machine invoking Turbulence's own functions.
@@ -446,18 +483,19 @@ fn each_function_is_granted_exactly_what_it_calls() {
     let template = Template::load();
     let mut problems = Vec::new();
 
+    let function_calls = function_calls();
     for (function, _) in template.resources_of_type("AWS::Serverless::Function") {
-        if !FUNCTION_CALLS.iter().any(|(id, _)| *id == function) {
+        if !function_calls.iter().any(|(id, _)| *id == function) {
             problems.push(format!(
-                "{function} is a function of template.yaml but not in FUNCTION_CALLS (this test's spec)"
+                "{function} is a function of template.yaml but not in ENGINE_CALLS (this test's spec)"
             ));
         }
     }
 
-    for (id, calls) in FUNCTION_CALLS {
+    for (id, calls) in &function_calls {
         let Some(function) = template.resource(id) else {
             problems.push(format!(
-                "FUNCTION_CALLS names {id}, which template.yaml lacks"
+                "ENGINE_CALLS names {id}, which template.yaml lacks"
             ));
             continue;
         };
@@ -472,8 +510,8 @@ fn each_function_is_granted_exactly_what_it_calls() {
             .collect();
         let expected: BTreeSet<String> = calls
             .iter()
-            .chain(FUNCTION_RUNTIME_ACTIONS)
-            .map(|a| (*a).to_owned())
+            .cloned()
+            .chain(FUNCTION_RUNTIME_ACTIONS.iter().map(|a| (*a).to_owned()))
             .collect();
         for extra in granted.difference(&expected) {
             problems.push(format!(
@@ -1189,7 +1227,7 @@ fn check_scheduler_roles(template: &Template) -> Vec<String> {
 }
 
 /// Every AWS::IAM::Role is the role of a function (checked against
-/// FUNCTION_CALLS), of the state machine or of schedules (checked above), of
+/// function_calls), of the state machine or of schedules (checked above), of
 /// one kind only, and trusts only that kind's service.
 fn check_roles(template: &Template) -> Vec<String> {
     let mut problems = Vec::new();

@@ -8,7 +8,107 @@ use std::time::Duration;
 use load::{AttackReport, AttackSpec, StopReason};
 use serde_json::{json, Value};
 
-use crate::{ActivityError, AwsError, Context, Outcome, Ports, Watch};
+use crate::catalogue::{
+    flag, int, json as any_json, number, parsed_host, text, Activity, Call, Module, OptIn,
+    Resource, ResourceType, Revert,
+};
+use crate::{run, ActivityError, AwsError, Context, Outcome, Ports, Watch};
+
+/// An API a load attack goes to: `host:port`. Fenced by the deployment's
+/// host allow-list, not a tag; locked, so one attack per API at a time.
+pub static HOST: ResourceType = ResourceType {
+    service: "load",
+    name: "host",
+    noun: "host",
+    parent: None,
+    lock: "host",
+    opt_in: OptIn::Fenced("the LoadAllowedHosts allow-list, checked at Plan"),
+};
+
+pub const ATTACK: &str = "turbulence.load.actions.attack";
+
+pub static MODULE: Module = Module {
+    service: "load",
+    title: "Load attacks (Turbulence)",
+    activities: &[
+        Activity::action(ATTACK, run!(attack))
+            .doc("Closed-loop users on keep-alive HTTP/1.1; every response classified against its request's expectation (a 5XX always violates it). Output: counts per status and class, latency p50/p90/p99/max per stage, violations with up to 3 request/response samples per request. Stops early on a `stop` threshold, an abort alarm or the kill switch, and says why. Refused at Plan off the host allow-list or over `LoadMaxUsers` / `LoadMaxRequestsPerSecond`; a stage is at most 14 min; over 100 users a stage fans out over a Map of invocations whose reports are merged.")
+            .params(&[
+                text("target"),
+                any_json("stages").doc("`[{users, duration_s}]`"),
+                any_json("requests").doc("templates `missing_token`, `invalid_token`, `expired_token`, `malformed_json`, `wrong_content_type`, `oversized_body`, `custom`, each with its `expect`"),
+                any_json("stop").optional().doc("`max_violations`, `max_5xx`, `max_errors`"),
+                int("timeout_ms", 1, i64::MAX).optional(),
+                number("max_rps", 0.0, f64::MAX).optional(),
+                flag("verify_tls").optional(),
+            ])
+            .check(valid_attack)
+            .touches(&[&HOST], host)
+            .undo(Revert::NotNeeded("requests change nothing Turbulence can put back; the attack ends with its step"))
+            .example(r#"{"target": "https://api.example.com/moderate", "stages": [{"users": 10, "duration_s": 120}], "requests": [{"template": "invalid_token", "expect": [401, 403]}]}"#),
+        Activity::probe("turbulence.load.probes.expectations_met", run!(expectations))
+            .doc("`true` when no attack (or the named one) saw a violated expectation, also before any ran; when `false`, its detail lists the violations (`invalid-token: expected 401 or 403, saw 500 ×812`) and samples.")
+            .params(&[text("attack").optional().doc("an attack activity's name")])
+            .example(r#"{"attack": "abuse the API"}"#),
+    ],
+    refused: &[],
+};
+
+/// The attack's spec: its arguments.
+pub fn spec_of(c: &Call) -> Value {
+    Value::Object(c.arguments().clone())
+}
+
+/// The shape, with the deployment's limits set aside: Plan checks those
+/// (hosts, users, rate) before anything runs.
+fn valid_attack(c: &Call) -> Result<(), String> {
+    let parsed = AttackSpec::from_json(spec_of(c)).map_err(|e| format!("{ATTACK}: {e}"))?;
+    let open = load::Limits {
+        allowed_hosts: vec![parsed_host(&parsed.target).unwrap_or_default()],
+        max_users: u32::MAX,
+        max_rps: 1e9,
+        max_total_requests: u64::MAX,
+        allow_loopback: true,
+        ..Default::default()
+    };
+    parsed
+        .validate(&open)
+        .map(|_| ())
+        .map_err(|e| format!("{ATTACK}: {e}"))
+}
+
+/// Locked per host and port: one attack per API at a time.
+fn host(c: &Call) -> Vec<Resource> {
+    let url = c.text("target");
+    let Some(host) = parsed_host(url) else {
+        return Vec::new();
+    };
+    let https = url.starts_with("https://");
+    let port = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', '?', '#']).next())
+        .and_then(|authority| authority.rsplit_once(':'))
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .unwrap_or(if https { 443 } else { 80 });
+    vec![HOST.of(format!("{host}:{port}"))]
+}
+
+async fn attack(
+    c: &Call,
+    ports: &Ports<'_>,
+    ctx: &mut Context<'_>,
+) -> Result<Outcome, ActivityError> {
+    run_attack(&spec_of(c), ports, ctx).await
+}
+
+async fn expectations(
+    c: &Call,
+    _: &Ports<'_>,
+    ctx: &mut Context<'_>,
+) -> Result<Outcome, ActivityError> {
+    expectations_met(ctx.baselines, c.opt_text("attack"))
+}
 
 /// The most users one invocation runs; more fan out over a Map of
 /// invocations (see `load::plan_shares`).
@@ -47,7 +147,7 @@ pub fn validate(spec: &Value, limits: &load::Limits) -> Result<load::ValidAttack
 }
 
 /// Run a whole attack in this invocation.
-pub async fn run(
+pub async fn run_attack(
     spec: &Value,
     ports: &Ports<'_>,
     ctx: &mut Context<'_>,

@@ -7,6 +7,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use crate::awslambda::{ConfigUpdate, EventSourceMapping, FunctionConfig};
+use crate::ecs::{Cluster, ContainerInstance, Deployment, Placement, TaskInfo};
 use crate::ports::{
     AlarmDefinition, Alarms, AwsError, DeadLetters, Ecs, Executions, Functions, Invocation,
     MetricQuery, Metrics, Parameters, PutParameter, Service, Task,
@@ -21,6 +23,15 @@ struct EcsState {
     fail_next: Option<AwsError>,
     /// "cluster" or "cluster/service" -> tags
     tags: BTreeMap<String, BTreeMap<String, String>>,
+    /// (cluster, service) -> (maximumPercent, minimumHealthyPercent)
+    deployment: BTreeMap<(String, String), (i32, i32)>,
+    placement: BTreeMap<(String, String), Vec<Placement>>,
+    /// (cluster, service) -> deployments under way
+    deployments: BTreeMap<(String, String), usize>,
+    /// resource ARN -> tags
+    arn_tags: BTreeMap<String, BTreeMap<String, String>>,
+    /// cluster -> (container instance ARN, status)
+    instances: BTreeMap<String, Vec<(String, String)>>,
 }
 
 fn tag_key(cluster: &str, service: Option<&str>) -> String {
@@ -86,6 +97,64 @@ impl FakeEcs {
         self.lock().stopped.clone()
     }
 
+    /// Tag a resource by ARN (what ListTagsForResource answers).
+    pub fn tag_arn(&self, arn: &str, key: &str, value: &str) {
+        self.lock()
+            .arn_tags
+            .entry(arn.into())
+            .or_default()
+            .insert(key.into(), value.into());
+    }
+
+    pub fn arn_tags(&self, arn: &str) -> BTreeMap<String, String> {
+        self.lock().arn_tags.get(arn).cloned().unwrap_or_default()
+    }
+
+    pub fn set_deployments(&self, cluster: &str, service: &str, n: usize) {
+        self.lock()
+            .deployments
+            .insert((cluster.into(), service.into()), n);
+    }
+
+    /// The container instances of a cluster, all ACTIVE: `ci-0`, `ci-1`, ...
+    pub fn with_instances(self, cluster: &str, n: usize) -> Self {
+        self.lock().instances.insert(
+            cluster.into(),
+            (0..n)
+                .map(|i| {
+                    (
+                        format!("arn:aws:ecs:container-instance/{cluster}/ci-{i}"),
+                        "ACTIVE".into(),
+                    )
+                })
+                .collect(),
+        );
+        self
+    }
+
+    pub fn instance_states(&self, cluster: &str) -> Vec<String> {
+        self.lock()
+            .instances
+            .get(cluster)
+            .map(|v| v.iter().map(|(_, s)| s.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn deployment_configuration(&self, cluster: &str, service: &str) -> Option<(i32, i32)> {
+        self.lock()
+            .deployment
+            .get(&(cluster.into(), service.into()))
+            .copied()
+    }
+
+    pub fn placement(&self, cluster: &str, service: &str) -> Vec<Placement> {
+        self.lock()
+            .placement
+            .get(&(cluster.into(), service.into()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// The next call fails with this error.
     pub fn fail_next(&self, err: AwsError) {
         self.lock().fail_next = Some(err);
@@ -112,12 +181,17 @@ impl Ecs for FakeEcs {
                     "service '{service}' not found in cluster '{cluster}'"
                 ))
             })?;
+        let key = (cluster.to_string(), service.to_string());
         Ok(Service {
             name: service.into(),
+            arn: format!("arn:aws:ecs:us-east-1:123456789012:service/{cluster}/{service}"),
             status: "ACTIVE".into(),
             desired_count: *desired,
             running_count: running.len() as i32,
             pending_count: 0,
+            deployments: vec![Deployment::default(); s.deployments.get(&key).copied().unwrap_or(1)],
+            deployment_configuration: s.deployment.get(&key).copied(),
+            placement_strategy: s.placement.get(&key).cloned().unwrap_or_default(),
         })
     }
 
@@ -186,6 +260,155 @@ impl Ecs for FakeEcs {
             .get(&tag_key(cluster, service))
             .cloned()
             .unwrap_or_default())
+    }
+
+    async fn task_tags(
+        &self,
+        cluster: &str,
+        task: &str,
+    ) -> Result<BTreeMap<String, String>, AwsError> {
+        self.check()?;
+        let s = self.lock();
+        let service = s
+            .services
+            .iter()
+            .find(|((c, _), (_, tasks))| {
+                c == cluster
+                    && tasks
+                        .iter()
+                        .any(|t| t == task || t.ends_with(&format!("/{task}")))
+            })
+            .map(|((_, svc), _)| svc.clone());
+        // Tasks carry their service's tags (propagateTags: SERVICE).
+        Ok(service
+            .and_then(|svc| s.tags.get(&tag_key(cluster, Some(&svc))).cloned())
+            .unwrap_or_default())
+    }
+
+    async fn describe_cluster(&self, cluster: &str) -> Result<Cluster, AwsError> {
+        self.check()?;
+        let s = self.lock();
+        let services: Vec<_> = s
+            .services
+            .iter()
+            .filter(|((c, _), _)| c == cluster)
+            .collect();
+        if services.is_empty() && !s.instances.contains_key(cluster) {
+            return Err(AwsError::NotFound(format!("cluster '{cluster}' not found")));
+        }
+        Ok(Cluster {
+            name: cluster.into(),
+            arn: format!("arn:aws:ecs:us-east-1:123456789012:cluster/{cluster}"),
+            status: "ACTIVE".into(),
+            running_tasks: services.iter().map(|(_, (_, t))| t.len() as i32).sum(),
+            pending_tasks: 0,
+            active_services: services.len() as i32,
+            container_instances: s.instances.get(cluster).map_or(0, |v| v.len() as i32),
+        })
+    }
+
+    async fn tasks(&self, cluster: &str) -> Result<Vec<TaskInfo>, AwsError> {
+        self.check()?;
+        let s = self.lock();
+        Ok(s.services
+            .iter()
+            .filter(|((c, _), _)| c == cluster)
+            .flat_map(|((_, svc), (_, tasks))| {
+                tasks.iter().map(move |arn| TaskInfo {
+                    arn: arn.clone(),
+                    last_status: "RUNNING".into(),
+                    desired_status: "RUNNING".into(),
+                    group: Some(format!("service:{svc}")),
+                    health_status: Some("HEALTHY".into()),
+                    task_definition: None,
+                })
+            })
+            .collect())
+    }
+
+    async fn update_deployment_configuration(
+        &self,
+        cluster: &str,
+        service: &str,
+        maximum_percent: i32,
+        minimum_healthy_percent: i32,
+    ) -> Result<(), AwsError> {
+        self.check()?;
+        self.lock().deployment.insert(
+            (cluster.into(), service.into()),
+            (maximum_percent, minimum_healthy_percent),
+        );
+        Ok(())
+    }
+
+    async fn update_placement_strategy(
+        &self,
+        cluster: &str,
+        service: &str,
+        strategy: &[Placement],
+    ) -> Result<(), AwsError> {
+        self.check()?;
+        self.lock()
+            .placement
+            .insert((cluster.into(), service.into()), strategy.to_vec());
+        Ok(())
+    }
+
+    async fn resource_tags(&self, arn: &str) -> Result<BTreeMap<String, String>, AwsError> {
+        self.check()?;
+        Ok(self.arn_tags(arn))
+    }
+
+    async fn tag_resource(
+        &self,
+        arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), AwsError> {
+        self.check()?;
+        self.lock()
+            .arn_tags
+            .entry(arn.into())
+            .or_default()
+            .extend(tags.clone());
+        Ok(())
+    }
+
+    async fn untag_resource(&self, arn: &str, keys: &[String]) -> Result<(), AwsError> {
+        self.check()?;
+        if let Some(tags) = self.lock().arn_tags.get_mut(arn) {
+            tags.retain(|k, _| !keys.contains(k));
+        }
+        Ok(())
+    }
+
+    async fn container_instances(&self, cluster: &str) -> Result<Vec<ContainerInstance>, AwsError> {
+        self.check()?;
+        Ok(self
+            .lock()
+            .instances
+            .get(cluster)
+            .into_iter()
+            .flatten()
+            .map(|(arn, status)| ContainerInstance {
+                arn: arn.clone(),
+                status: status.clone(),
+            })
+            .collect())
+    }
+
+    async fn set_container_instances_state(
+        &self,
+        cluster: &str,
+        instances: &[String],
+        status: &str,
+    ) -> Result<(), AwsError> {
+        self.check()?;
+        for (arn, s) in self.lock().instances.entry(cluster.into()).or_default() {
+            if instances.contains(arn) {
+                *s = status.into();
+            }
+        }
+        Ok(())
     }
 }
 
@@ -391,13 +614,24 @@ impl Parameters for FakeParameters {
 
 type Responder = Box<dyn Fn(&str, &[u8]) -> Result<Invocation, AwsError> + Send + Sync>;
 
+/// What a fake function is set to.
+#[derive(Debug, Clone)]
+struct FunctionSettings {
+    timeout: i32,
+    memory_size: i32,
+    reserved: Option<i32>,
+}
+
 /// Functions that answer with what the test says (by default `{}`),
-/// after `latency` (on tokio's clock).
+/// after `latency` (on tokio's clock); their settings and event source
+/// mappings as a test makes them.
 pub struct FakeFunctions {
     respond: Responder,
     calls: AtomicUsize,
     pub latency: std::time::Duration,
     tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    settings: Mutex<BTreeMap<String, FunctionSettings>>,
+    mappings: Mutex<BTreeMap<String, EventSourceMapping>>,
 }
 
 impl Default for FakeFunctions {
@@ -421,6 +655,84 @@ impl FakeFunctions {
             calls: AtomicUsize::new(0),
             latency: std::time::Duration::ZERO,
             tags: Mutex::default(),
+            settings: Mutex::default(),
+            mappings: Mutex::default(),
+        }
+    }
+
+    /// A function with this timeout and memory, nothing reserved.
+    pub fn with_function(self, name: &str, timeout: i32, memory_size: i32) -> Self {
+        self.settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                name.into(),
+                FunctionSettings {
+                    timeout,
+                    memory_size,
+                    reserved: None,
+                },
+            );
+        self
+    }
+
+    /// An event source mapping feeding `function`, enabled or not.
+    pub fn with_mapping(self, uuid: &str, function: &str, enabled: bool) -> Self {
+        self.mappings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                uuid.into(),
+                EventSourceMapping {
+                    uuid: uuid.into(),
+                    state: if enabled { "Enabled" } else { "Disabled" }.into(),
+                    function_arn: format!(
+                        "arn:aws:lambda:us-east-1:123456789012:function:{function}"
+                    ),
+                    event_source_arn: "arn:aws:sqs:us-east-1:123456789012:queue".into(),
+                    batch_size: Some(10),
+                },
+            );
+        self
+    }
+
+    /// (timeout, memory size, reserved concurrency) of a function.
+    pub fn settings(&self, name: &str) -> Option<(i32, i32, Option<i32>)> {
+        self.settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .map(|s| (s.timeout, s.memory_size, s.reserved))
+    }
+
+    pub fn mapping_state(&self, uuid: &str) -> Option<String> {
+        self.mappings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uuid)
+            .map(|m| m.state.clone())
+    }
+
+    fn setting<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut FunctionSettings) -> T,
+    ) -> Result<T, AwsError> {
+        let mut settings = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let function = name.rsplit(':').next().unwrap_or(name);
+        settings
+            .get_mut(function)
+            .map(f)
+            .ok_or_else(|| AwsError::NotFound(format!("Lambda function '{name}' not found")))
+    }
+
+    fn config(name: &str, s: &FunctionSettings) -> FunctionConfig {
+        FunctionConfig {
+            name: name.into(),
+            arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{name}"),
+            timeout: s.timeout,
+            memory_size: s.memory_size,
+            last_update_status: Some("Successful".into()),
         }
     }
 
@@ -455,13 +767,90 @@ impl Functions for FakeFunctions {
     }
 
     async fn tags(&self, function_name: &str) -> Result<BTreeMap<String, String>, AwsError> {
+        let name = function_name.rsplit(':').next().unwrap_or(function_name);
         Ok(self
             .tags
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(function_name)
+            .get(name)
             .cloned()
             .unwrap_or_default())
+    }
+
+    async fn configuration(
+        &self,
+        function_name: &str,
+        _qualifier: Option<&str>,
+    ) -> Result<FunctionConfig, AwsError> {
+        self.setting(function_name, |s| Self::config(function_name, s))
+    }
+
+    async fn update_configuration(
+        &self,
+        function_name: &str,
+        update: &ConfigUpdate,
+    ) -> Result<FunctionConfig, AwsError> {
+        self.setting(function_name, |s| {
+            if let Some(t) = update.timeout {
+                s.timeout = t;
+            }
+            if let Some(m) = update.memory_size {
+                s.memory_size = m;
+            }
+            Self::config(function_name, s)
+        })
+    }
+
+    async fn concurrency(&self, function_name: &str) -> Result<Option<i32>, AwsError> {
+        self.setting(function_name, |s| s.reserved)
+    }
+
+    async fn put_concurrency(&self, function_name: &str, reserved: i32) -> Result<(), AwsError> {
+        self.setting(function_name, |s| s.reserved = Some(reserved))
+    }
+
+    async fn delete_concurrency(&self, function_name: &str) -> Result<(), AwsError> {
+        self.setting(function_name, |s| s.reserved = None)
+    }
+
+    async fn event_source_mappings(
+        &self,
+        function_name: Option<&str>,
+        source_arn: Option<&str>,
+    ) -> Result<Vec<EventSourceMapping>, AwsError> {
+        Ok(self
+            .mappings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|m| {
+                function_name.is_none_or(|f| m.function_arn.ends_with(&format!(":{f}")))
+                    && source_arn.is_none_or(|s| m.event_source_arn == s)
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn event_source_mapping(&self, uuid: &str) -> Result<EventSourceMapping, AwsError> {
+        self.mappings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uuid)
+            .cloned()
+            .ok_or_else(|| AwsError::NotFound(format!("no event source mapping '{uuid}'")))
+    }
+
+    async fn enable_event_source_mapping(
+        &self,
+        uuid: &str,
+        enabled: bool,
+    ) -> Result<EventSourceMapping, AwsError> {
+        let mut mappings = self.mappings.lock().unwrap_or_else(|e| e.into_inner());
+        let m = mappings
+            .get_mut(uuid)
+            .ok_or_else(|| AwsError::NotFound(format!("no event source mapping '{uuid}'")))?;
+        m.state = if enabled { "Enabled" } else { "Disabled" }.into();
+        Ok(m.clone())
     }
 }
 

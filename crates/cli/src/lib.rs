@@ -2,6 +2,7 @@
 //! is testable without AWS:
 //!
 //! - [`validate`]: the checks Plan makes, offline.
+//! - [`catalogue`]: `turbulence catalogue`, from the catalogue's declarations.
 //! - [`events`]: execution history events, flattened (from the SDK or from
 //!   `get-execution-history` JSON).
 //! - [`progress`]: progress lines, a pure function of history events.
@@ -15,6 +16,7 @@
 //!   name the file.
 
 pub mod aws;
+pub mod catalogue;
 pub mod commands;
 pub mod events;
 pub mod files;

@@ -131,6 +131,22 @@ enum Command {
         #[arg(long, default_value = "report.html", value_name = "PATH")]
         out: PathBuf,
     },
+    /// List the activities Turbulence runs, document one (arguments,
+    /// resources, undo, IAM), or write the JSON Schema of experiments
+    #[command(
+        after_help = "Exit codes: 0 printed, 1 NAME is not an activity (the reason is printed), 2 bad usage."
+    )]
+    Catalogue {
+        /// An activity: `chaosaws.ecs.actions.stop_task`, or without `chaosaws.`
+        #[arg(value_name = "NAME", conflicts_with_all = ["json_schema", "markdown"])]
+        name: Option<String>,
+        /// Write a JSON Schema (draft-07) of experiments, for editors
+        #[arg(long, conflicts_with = "markdown")]
+        json_schema: bool,
+        /// Write the README's tables (scripts/readme-catalogue)
+        #[arg(long, hide = true)]
+        markdown: bool,
+    },
 }
 
 fn poll_seconds(s: &str) -> Result<f64, String> {
@@ -171,6 +187,15 @@ fn main() -> ExitCode {
             )
         }),
         Command::Report { journal, out } => commands::report(&journal, &out),
+        Command::Catalogue {
+            name,
+            json_schema,
+            markdown,
+        } => Ok(turbulence_cli::catalogue::command(
+            name.as_deref(),
+            json_schema,
+            markdown,
+        )),
         Command::Run {
             file,
             parameter,

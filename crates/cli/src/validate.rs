@@ -42,11 +42,10 @@ impl Valid {
             let attack = step
                 .call
                 .as_ref()
-                .and_then(|c| match experiment::Call::parse(c) {
-                    Ok(experiment::Call::LoadAttack { spec }) => {
-                        load::AttackSpec::from_json(spec).ok()
-                    }
-                    _ => None,
+                .and_then(|c| experiment::Call::parse(c).ok())
+                .filter(|call| call.name() == experiment::attack::ATTACK)
+                .and_then(|call| {
+                    load::AttackSpec::from_json(experiment::attack::spec_of(&call)).ok()
                 });
             for stage in attack.iter().flat_map(|a| &a.stages) {
                 attacked_s += stage.duration_s.unwrap_or(0.0);
@@ -238,7 +237,7 @@ mod tests {
         };
         let e = check_document_t(&doc(json!([stop("a", true), stop("b", false)]))).unwrap_err();
         assert!(
-            e.contains("'a' and 'b' both stop tasks of service 'web'"),
+            e.contains("'a' and 'b' both take from ECS service 'web'"),
             "{e}"
         );
         assert!(check_document_t(&doc(json!([stop("a", false), stop("b", false)]))).is_ok());

@@ -49,8 +49,9 @@ pub(crate) async fn plan_attacks(plan: &mut Plan, limits: &load::Limits) -> Resu
         let Some(call) = step.call.as_ref().and_then(|c| Call::parse(c).ok()) else {
             continue;
         };
-        match call {
-            Call::LoadAttack { spec } => {
+        match call.name() {
+            activities::attack::ATTACK => {
+                let spec = activities::attack::spec_of(&call);
                 let attack = activities::attack::validate(&spec, limits)
                     .map_err(|e| Failure::Refused(format!("activity '{}': {e}", step.name)))?;
                 reachable(&step.name, &attack.spec().target, limits).await?;
@@ -67,8 +68,8 @@ pub(crate) async fn plan_attacks(plan: &mut Plan, limits: &load::Limits) -> Resu
                     step.waves = Some(waves);
                 }
             }
-            Call::Http { request } => {
-                let url = request.get("url").and_then(Value::as_str).unwrap_or("");
+            experiment::catalogue::HTTP => {
+                let url = call.text("url");
                 let host = experiment::catalogue::parsed_host(url).unwrap_or_default();
                 if !load::host_allowed(&limits.allowed_hosts, &host) {
                     return Err(Failure::Refused(format!(

@@ -7,9 +7,9 @@
 use std::collections::BTreeSet;
 
 use activities::guard::{opted_in, release_lock, release_undo, take_lock};
-use activities::{AwsError, Parameters, Ports, Undo, UndoLog};
+use activities::{ActivityError, AwsError, Parameters, Ports, Undo, UndoLog};
 use experiment::catalogue::Call;
-use experiment::guards::{Deployment, Lock, RunRecord, Target};
+use experiment::guards::{Deployment, Lock, Resource, RunRecord};
 use experiment::{Compensation, Plan, State};
 use time::OffsetDateTime;
 
@@ -36,7 +36,7 @@ fn changing_calls(plan: &Plan) -> Vec<(String, Call)> {
     steps
         .chain(rollbacks)
         .filter_map(|(name, spec)| Call::parse(spec).ok().map(|c| (name.clone(), c)))
-        .filter(|(_, c)| !c.targets().is_empty())
+        .filter(|(_, c)| !c.touches().is_empty())
         .collect()
 }
 
@@ -44,12 +44,13 @@ fn aws(doing: &str) -> impl FnOnce(AwsError) -> Failure + '_ {
     move |e| Failure::from_aws(doing, e)
 }
 
-/// The checks that only read: place, kill switch, opt-in tags, blast radius.
+/// The checks that only read: place, kill switch, opt-in tags, and each
+/// activity's own (the blast radius of a task stop).
 pub(crate) async fn check(
     state: &State,
     plan: &Plan,
     ports: &Ports<'_>,
-) -> Result<BTreeSet<Target>, Failure> {
+) -> Result<BTreeSet<Resource>, Failure> {
     let d = deployment(state)?;
     d.check_place(&state.execution).map_err(Failure::Refused)?;
     let switch = ports
@@ -65,7 +66,7 @@ pub(crate) async fn check(
         )));
     }
     let calls = changing_calls(plan);
-    let targets: BTreeSet<Target> = calls.iter().flat_map(|(_, c)| c.targets()).collect();
+    let targets: BTreeSet<Resource> = calls.iter().flat_map(|(_, c)| c.touches()).collect();
     for target in targets.iter().filter(|t| t.needs_opt_in()) {
         match opted_in(ports, target, &d.opt_in_tag).await {
             Ok(true) => {}
@@ -83,26 +84,15 @@ pub(crate) async fn check(
     }
     plan.concurrent_stops().map_err(Failure::Refused)?;
     for (name, call) in &calls {
-        if let Call::EcsStopRandomTasks {
-            cluster,
-            service,
-            count,
-            ..
-        } = call
-        {
-            let running = ports
-                .ecs
-                .running_tasks(cluster, service.as_deref())
-                .await
-                .map_err(aws("counting running tasks"))?
-                .len();
-            d.blast_radius
-                .check(
-                    count.of(running),
-                    running,
-                    &activities::tasks_of(cluster, service.as_deref()),
-                )
-                .map_err(|e| Failure::Refused(format!("activity '{name}': {e}")))?;
+        match activities::preflight(call, ports, &d.blast_radius).await {
+            Ok(()) => {}
+            Err(ActivityError::Refused(e)) => {
+                return Err(Failure::Refused(format!("activity '{name}': {e}")))
+            }
+            Err(ActivityError::Aws(e)) => {
+                return Err(Failure::from_aws(&format!("checking activity '{name}'"), e))
+            }
+            Err(e) => return Err(Failure::Refused(format!("activity '{name}': {e}"))),
         }
     }
     Ok(targets)
@@ -112,7 +102,7 @@ pub(crate) async fn check(
 /// was taken is given back and the record removed.
 pub(crate) async fn lock(
     state: &mut State,
-    targets: &BTreeSet<Target>,
+    targets: &BTreeSet<Resource>,
     parameters: &dyn Parameters,
     now: OffsetDateTime,
 ) -> Result<(), Failure> {

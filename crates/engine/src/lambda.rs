@@ -1,10 +1,10 @@
 //! What every function's `main` does once, at cold start: logging and the
 //! AWS clients. Nothing here runs per invocation.
 
-use activities::aws::{AwsAlarms, AwsDeadLetters, AwsEcs, AwsFunctions, AwsMetrics, AwsParameters};
 use activities::{
     Alarms, DeadLetters, Ecs, Executions, Functions, Metrics, Parameters, Ports, Unavailable,
 };
+use activities_aws::{AwsAlarms, AwsDeadLetters, AwsEcs, AwsFunctions, AwsMetrics, AwsParameters};
 use std::time::{Duration, SystemTime};
 
 /// JSON logs in Lambda (`AWS_LAMBDA_LOG_FORMAT=JSON`), at the level of
@@ -52,7 +52,7 @@ pub struct Aws {
 impl Aws {
     pub async fn load() -> Aws {
         Aws {
-            config: activities::aws::sdk_config().await,
+            config: activities_aws::sdk_config().await,
             ecs: None,
             alarms: None,
             metrics: None,
@@ -102,7 +102,7 @@ impl Aws {
     /// Step Functions: background activities and the janitor.
     pub fn with_executions(mut self) -> Aws {
         let client = aws_sdk_sfn::Client::new(&self.config);
-        self.executions = Some(Box::new(activities::aws::AwsExecutions(client)));
+        self.executions = Some(Box::new(activities_aws::AwsExecutions(client)));
         self
     }
 
@@ -123,7 +123,7 @@ impl Aws {
             parameters: self.parameters.as_deref().unwrap_or(&Unavailable),
             functions: self.functions.as_deref().unwrap_or(&Unavailable),
             executions: self.executions.as_deref().unwrap_or(&Unavailable),
-            environment: &self.environment,
+            ..Ports::unavailable(&self.environment)
         }
     }
 

@@ -555,10 +555,8 @@ async fn judge_by_probe(
         .await
         .map_err(|e| e.to_string())?;
     let call = Call::parse(&live).map_err(|e| format!("tolerance probe: {e}"))?;
-    let Call::Http { request } = call else {
-        return Err("tolerance probe: not an http call".into());
-    };
-    let probe = load::http::HttpProbe::from_json(request).map_err(|e| e.to_string())?;
+    let probe = load::http::HttpProbe::from_json(activities::http::request(&call))
+        .map_err(|e| e.to_string())?;
     match probe.run(limits).await {
         Ok(out) if out.status < 400 => Ok(()),
         Ok(out) => Err(format!("tolerance probe answered {}", out.status)),

@@ -11,8 +11,8 @@
 //! and never a reason for the journal to fail: a series that cannot be read
 //! says why in its `note`.
 
-use activities::{AlarmDefinition, Alarms, MetricQuery, Metrics};
-use experiment::catalogue::{Call, CallSpec};
+use activities::cloudwatch::probe_metric;
+use activities::{AlarmDefinition, Alarms, Call, CallSpec, MetricQuery, Metrics};
 use experiment::state::{Record, State};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -143,25 +143,9 @@ fn probe_query(r: &Record, from: OffsetDateTime, to: OffsetDateTime) -> Option<M
         function: r.function.clone(),
         arguments: r.arguments.clone(),
     };
-    let (m, base) = match Call::parse(&spec).ok()? {
-        // Its period is its whole duration: a chart wants a minute.
-        Call::CloudWatchMetricStatistics(m) => (m, 60),
-        Call::CloudWatchMetricData(m) => {
-            let p = i32::try_from(m.period_s).unwrap_or(i32::MAX);
-            (m, p)
-        }
-        _ => return None,
-    };
-    Some(MetricQuery {
-        namespace: m.namespace,
-        metric_name: m.metric_name,
-        dimensions: m.dimensions,
-        start: from,
-        end: to,
-        period_seconds: period_for(base, to - from),
-        statistic: m.statistic,
-        unit: m.unit,
-    })
+    let mut query = probe_metric(&Call::parse(&spec).ok()?, from, to)?;
+    query.period_seconds = period_for(query.period_seconds, to - from);
+    Some(query)
 }
 
 /// `base`, or the smallest whole minute that keeps the window within

@@ -1412,7 +1412,7 @@ mod background_activities {
         assert_eq!(e.name(), "GuardRefused");
         assert!(
             e.to_string().starts_with(
-                "activities 'beside' and 'after' both stop tasks of service 'web' of cluster 'c'"
+                "activities 'beside' and 'after' both take from ECS service 'web' of cluster 'c' under the blast-radius cap"
             ),
             "{e}"
         );

@@ -3,7 +3,8 @@
 //!
 //! - [`Deployment`]: the deployment's guard settings, put into every run by
 //!   the state machine definition (a run cannot loosen them).
-//! - [`Target`]: what an action changes, for opt-in tags and locks.
+//! - [`Resource`]: what an action changes, for opt-in tags and locks (the
+//!   catalogue's typed references).
 //! - [`BlastRadius`]: how many tasks one stop may take.
 //! - [`Lock`] and [`RunRecord`]: SSM parameters under [`LOCK_PREFIX`] and
 //!   [`RUN_PREFIX`], one lock table for the whole account.
@@ -13,9 +14,9 @@ use serde_json::Value;
 
 use crate::state::Compensation;
 
-/// Where locks live: one per target, for the whole account and every stack
-/// deployed in it, so two deployments cannot run chaos on one service.
-pub const LOCK_PREFIX: &str = "/turbulence/locks/";
+pub use activities::catalogue::Resource;
+use activities::guard::number;
+pub use activities::guard::{kill_switch_is_set, BlastRadius, Lock, LOCK_PREFIX};
 /// Where each run's undo log lives while it runs.
 pub const RUN_PREFIX: &str = "/turbulence/runs/";
 
@@ -60,47 +61,6 @@ fn default_max_rps() -> u32 {
     1000
 }
 
-/// How much of a service one `stop_random_tasks` may take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlastRadius {
-    /// The most tasks stopped at once, as a percentage of those running.
-    #[serde(deserialize_with = "number")]
-    pub max_task_percent: u32,
-    /// The fewest tasks left running afterwards.
-    #[serde(deserialize_with = "number")]
-    pub min_remaining_tasks: u32,
-}
-
-impl Default for BlastRadius {
-    fn default() -> Self {
-        BlastRadius {
-            max_task_percent: 50,
-            min_remaining_tasks: 1,
-        }
-    }
-}
-
-impl BlastRadius {
-    /// Refuse stopping `stopping` of `running` tasks of `of` when that is over
-    /// either cap.
-    pub fn check(&self, stopping: usize, running: usize, of: &str) -> Result<(), String> {
-        let left = running.saturating_sub(stopping);
-        if stopping * 100 > running * self.max_task_percent as usize {
-            return Err(format!(
-                "stopping {stopping} of the {running} running tasks of {of} is over the blast-radius cap of {}% of running tasks",
-                self.max_task_percent
-            ));
-        }
-        if left < self.min_remaining_tasks as usize {
-            return Err(format!(
-                "stopping {stopping} of the {running} running tasks of {of} would leave {left}, fewer than the {} that must remain",
-                self.min_remaining_tasks
-            ));
-        }
-        Ok(())
-    }
-}
-
 /// A comma-separated string (what a template parameter substitutes) or a
 /// JSON list.
 fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -121,16 +81,6 @@ fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
             )))
         }
     })
-}
-
-/// A number, or a string holding one (template substitutions are strings).
-fn number<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    match Value::deserialize(d)? {
-        Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-    .ok_or_else(|| serde::de::Error::custom("expected a whole number"))
 }
 
 /// The parts of an execution ARN
@@ -213,93 +163,6 @@ pub fn check_region(execution: &str, wanted: Option<&Value>) -> Result<(), Strin
     }
 }
 
-/// Whether a kill switch parameter's value (`None`: it does not exist)
-/// stops experiments. Anything but absent, empty or `off` does: a switch
-/// someone set in a hurry must not be misread.
-pub fn kill_switch_is_set(value: Option<&str>) -> bool {
-    value.is_some_and(|v| {
-        let v = v.trim();
-        !v.is_empty() && !v.eq_ignore_ascii_case("off")
-    })
-}
-
-/// Something an action changes.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Target {
-    EcsService {
-        cluster: String,
-        service: String,
-    },
-    /// A cluster-wide task stop touches every service in it.
-    EcsCluster {
-        cluster: String,
-    },
-    Function {
-        name: String,
-    },
-    Parameter {
-        name: String,
-    },
-    /// An API a load attack goes to: `host:port`.
-    Host {
-        host: String,
-    },
-}
-
-impl Target {
-    /// The SSM parameter that locks this target.
-    pub fn lock_parameter(&self) -> String {
-        let key = match self {
-            Target::EcsService { cluster, service } => format!("ecs/{cluster}/{service}"),
-            Target::EcsCluster { cluster } => format!("ecs/{cluster}"),
-            // A function may be named by ARN: ':' is not allowed in a name.
-            Target::Function { name } => format!("lambda/{}", name.replace(':', "_")),
-            Target::Parameter { name } => format!("ssm/{}", name.trim_start_matches('/')),
-            Target::Host { host } => format!("host/{}", host.replace(':', "_")),
-        };
-        format!("{LOCK_PREFIX}{key}")
-    }
-
-    /// Whether the target must carry the opt-in tag. Parameters are fenced
-    /// by IAM (a path prefix) instead: SSM writes are where faults live.
-    /// Hosts are fenced by the load allow-list instead.
-    pub fn needs_opt_in(&self) -> bool {
-        !matches!(self, Target::Parameter { .. } | Target::Host { .. })
-    }
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::EcsService { cluster, service } => {
-                write!(f, "ECS service '{service}' of cluster '{cluster}'")
-            }
-            Target::EcsCluster { cluster } => write!(f, "ECS cluster '{cluster}'"),
-            Target::Function { name } => write!(f, "Lambda function '{name}'"),
-            Target::Parameter { name } => write!(f, "SSM parameter '{name}'"),
-            Target::Host { host } => write!(f, "host '{host}'"),
-        }
-    }
-}
-
-/// What a lock parameter holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lock {
-    pub execution: String,
-    pub expires_at: String,
-}
-
-impl Lock {
-    /// A lock past its expiry no longer holds: its run crashed or hung.
-    pub fn expired(&self, now: time::OffsetDateTime) -> bool {
-        time::OffsetDateTime::parse(
-            &self.expires_at,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .map_or(true, |at| at <= now)
-    }
-}
-
 /// A run's undo log: written before each change, read by the janitor when
 /// the execution ended without running its own rollbacks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -369,59 +232,11 @@ mod tests {
     }
 
     #[test]
-    fn blast_radius_caps_share_and_remainder() {
-        let caps = BlastRadius::default();
-        assert_eq!(caps.check(1, 2, "s"), Ok(()));
-        let e = caps.check(2, 3, "s").unwrap_err();
-        assert!(e.contains("over the blast-radius cap of 50%"), "{e}");
-        let caps = BlastRadius {
-            max_task_percent: 100,
-            min_remaining_tasks: 2,
-        };
-        let e = caps.check(2, 3, "s").unwrap_err();
-        assert!(e.contains("would leave 1, fewer than the 2"), "{e}");
-    }
-
-    #[test]
-    fn the_kill_switch_is_set_by_anything_but_off() {
-        assert!(!kill_switch_is_set(None));
-        assert!(!kill_switch_is_set(Some(" OFF ")));
-        assert!(!kill_switch_is_set(Some("")));
-        assert!(kill_switch_is_set(Some("on")));
-        assert!(kill_switch_is_set(Some("incident 4711: stop all chaos")));
-    }
-
-    #[test]
-    fn lock_and_run_parameters_are_valid_ssm_names() {
-        let t = Target::Function {
-            name: "arn:aws:lambda:eu-west-1:1:function:f".into(),
-        };
-        assert_eq!(
-            t.lock_parameter(),
-            "/turbulence/locks/lambda/arn_aws_lambda_eu-west-1_1_function_f"
-        );
-        let p = Target::Parameter {
-            name: "/turbulence/faults/x".into(),
-        };
-        assert_eq!(
-            p.lock_parameter(),
-            "/turbulence/locks/ssm/turbulence/faults/x"
-        );
+    fn run_parameters_are_valid_ssm_names() {
         assert_eq!(
             RunRecord::parameter("arn:aws:states:r:1:execution:machine:run-7").as_deref(),
             Some("/turbulence/runs/machine/run-7")
         );
         assert_eq!(RunRecord::parameter("nonsense"), None);
-    }
-
-    #[test]
-    fn a_lock_expires() {
-        let now = time::OffsetDateTime::now_utc();
-        let lock = |at| Lock {
-            execution: "e".into(),
-            expires_at: crate::timestamp(at),
-        };
-        assert!(lock(now - time::Duration::seconds(1)).expired(now));
-        assert!(!lock(now + time::Duration::minutes(5)).expired(now));
     }
 }

@@ -200,31 +200,33 @@ impl Plan {
 }
 
 impl Plan {
-    /// Refuse two task stops on the same tasks when one runs in the
-    /// background: each checks the blast radius against the tasks running
-    /// when it starts, so at once they could stop more than the cap
-    /// together. A guard (Plan refuses with `GuardRefused`), checked offline
-    /// too.
+    /// Refuse two activities under a blast-radius cap (the task stops) on
+    /// the same resources when one runs in the background: each checks the
+    /// blast radius against what runs when it starts, so at once they
+    /// could take more than the cap together. A guard (Plan refuses with
+    /// `GuardRefused`), checked offline too.
     pub fn concurrent_stops(&self) -> Result<(), String> {
-        use crate::catalogue::{tasks_of, Call};
-        let stops: Vec<(&str, Option<usize>, String, Option<String>)> = self
+        use crate::catalogue::Call;
+        let capped: Vec<(&str, Option<usize>, Vec<crate::guards::Resource>)> = self
             .steps
             .iter()
-            .filter_map(|s| match Call::parse(s.call.as_ref()?).ok()? {
-                Call::EcsStopRandomTasks {
-                    cluster, service, ..
-                } => Some((s.name.as_str(), s.background, cluster, service)),
-                _ => None,
+            .filter_map(|s| {
+                let call = Call::parse(s.call.as_ref()?).ok()?;
+                call.activity
+                    .preflight
+                    .is_some()
+                    .then(|| (s.name.as_str(), s.background, call.touches()))
             })
             .collect();
-        for (i, (a, a_group, a_cluster, a_service)) in stops.iter().enumerate() {
-            for (b, b_group, b_cluster, b_service) in &stops[i + 1..] {
-                let overlap = a_cluster == b_cluster
-                    && (a_service.is_none() || b_service.is_none() || a_service == b_service);
-                if overlap && a_group != b_group && (a_group.is_some() || b_group.is_some()) {
+        for (i, (a, a_group, a_touches)) in capped.iter().enumerate() {
+            for (b, b_group, b_touches) in &capped[i + 1..] {
+                let shared = a_touches
+                    .iter()
+                    .find(|r| b_touches.iter().any(|o| r.overlaps(o)));
+                let concurrent = a_group != b_group && (a_group.is_some() || b_group.is_some());
+                if let (Some(resource), true) = (shared, concurrent) {
                     return Err(format!(
-                        "activities '{a}' and '{b}' both stop tasks of {} and may run at once (one is in the background): each would check the blast radius without seeing the other's stops; run them one after the other",
-                        tasks_of(a_cluster, a_service.as_deref())
+                        "activities '{a}' and '{b}' both take from {resource} under the blast-radius cap and may run at once (one is in the background): each would check the blast radius without seeing the other's; run them one after the other"
                     ));
                 }
             }
