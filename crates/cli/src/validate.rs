@@ -79,7 +79,44 @@ impl Valid {
         if in_background > 0 {
             line.push_str("; background activities run beside it");
         }
-        vec![line]
+        let mut notes = vec![line];
+        notes.extend(self.recorded_rollbacks());
+        notes
+    }
+
+    /// The rollbacks Turbulence records itself, beside the experiment's
+    /// own: each action's undo (from its catalogue declaration), written
+    /// before its change, and the release of every target's lock.
+    fn recorded_rollbacks(&self) -> Vec<String> {
+        use experiment::catalogue::Revert;
+        let plan = &self.plan;
+        let steps = plan
+            .steps
+            .iter()
+            .filter_map(|s| s.call.as_ref().map(|c| (&s.name, c)));
+        let rollbacks = plan.rollbacks.iter().map(|r| (&r.name, &r.call));
+        let mut notes = Vec::new();
+        let mut locked = std::collections::BTreeSet::new();
+        for (name, spec) in steps.chain(rollbacks) {
+            let Ok(call) = experiment::Call::parse(spec) else {
+                continue;
+            };
+            locked.extend(call.touches());
+            if let Revert::By(undos) = call.activity.undo {
+                notes.push(format!(
+                    "rollback Turbulence records before '{name}' changes anything: {} (the rollbacks run it, or the janitor if the run is stopped)",
+                    undos.join(" or ")
+                ));
+            }
+        }
+        if !locked.is_empty() {
+            let targets: Vec<String> = locked.iter().map(ToString::to_string).collect();
+            notes.push(format!(
+                "rollback Turbulence records at the start: release the lock on {}",
+                targets.join(", ")
+            ));
+        }
+        notes
     }
 }
 
@@ -265,17 +302,40 @@ mod tests {
         let path = experiments_dir().join("ecs-random-task.json");
         let (_, valid) = check_file(&path, &any(), &Vars::default()).unwrap();
         assert_eq!(
-            valid.notes(),
-            vec!["expected duration: about 1 h 2 min 30 s (1 h 2 min 30 s of pauses; plus the probes' and actions' own time)".to_string()]
+            valid.notes()[0],
+            "expected duration: about 1 h 2 min 30 s (1 h 2 min 30 s of pauses; plus the probes' and actions' own time)"
         );
         let path = experiments_dir().join("api-abuse.json");
         let (_, valid) = check_file(&path, &any(), &Vars::default()).unwrap();
         assert_eq!(
-            valid.notes(),
-            vec!["expected duration: about 9 min (9 min of load attacks; plus the probes' and actions' own time)".to_string()]
+            valid.notes()[0],
+            "expected duration: about 9 min (9 min of load attacks; plus the probes' and actions' own time)"
         );
         assert_eq!(human(6.25), "6.3 s");
         assert_eq!(human(3750.0), "1 h 2 min 30 s");
+    }
+
+    #[test]
+    fn validate_lists_the_rollbacks_turbulence_records_itself() {
+        let path = experiments_dir().join("ecs-random-task.json");
+        let (_, valid) = check_file(&path, &any(), &Vars::default()).unwrap();
+        assert_eq!(
+            valid.notes()[1..],
+            [
+                "rollback Turbulence records before 'scale-service-to-zero' changes anything: chaosaws.ecs.actions.update_desired_count (the rollbacks run it, or the janitor if the run is stopped)",
+                "rollback Turbulence records at the start: release the lock on ECS service 'person-detector' of cluster 'ml-moderation'",
+            ]
+        );
+        // A probe-only experiment changes nothing: no rollback to record.
+        let doc = serde_json::json!({"title": "t", "description": "d", "method": [
+            {"type": "probe", "name": "p", "provider": {"type": "python",
+                "module": "chaosaws.cloudwatch.probes", "func": "get_alarm_state_value",
+                "arguments": {"alarm_name": "a"}}}]});
+        let file = std::env::temp_dir().join(format!("probe-only-{}.json", std::process::id()));
+        std::fs::write(&file, doc.to_string()).unwrap();
+        let (_, valid) = check_file(&file, &any(), &Vars::default()).unwrap();
+        let _ = std::fs::remove_file(&file);
+        assert_eq!(valid.notes().len(), 1, "{:?}", valid.notes());
     }
 
     #[test]
