@@ -69,6 +69,10 @@ enum Command {
         /// unknown: left to the run
         #[arg(long, env = "AWS_REGION", value_name = "REGION")]
         region: Option<String>,
+        /// The deployment's JournalBucket parameter: with a journal bucket a
+        /// continuous hypothesis may have more than 48 rounds
+        #[arg(long, value_name = "BUCKET")]
+        journal_bucket: Option<String>,
         #[command(flatten)]
         vars: VarArgs,
     },
@@ -162,13 +166,15 @@ fn main() -> ExitCode {
             files,
             default_abort_alarms,
             region,
+            journal_bucket,
             vars,
         } => Vars::load(&vars.vars, &vars.var_files).map(|vars| {
-            commands::validate(
-                &files,
-                &turbulence_cli::validate::Offline::validate(default_abort_alarms, region),
-                &vars,
-            )
+            let offline = turbulence_cli::validate::Offline::validate(
+                default_abort_alarms,
+                region,
+                journal_bucket.is_some_and(|b| !b.is_empty()),
+            );
+            commands::validate(&files, &offline, &vars)
         }),
         Command::Report { journal, out } => commands::report(&journal, &out),
         Command::Run {
