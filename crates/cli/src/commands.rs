@@ -83,6 +83,8 @@ pub async fn run(o: RunOptions) -> Result<u8, Error> {
             let offline = validate::Offline {
                 default_abort_alarms: None,
                 region: o.region.clone(),
+                // Plan knows whether the deployment has a journal bucket.
+                journal_bucket: None,
             };
             match validate::check_file(path, &offline, &o.vars) {
                 Ok((doc, valid)) => (doc, Some(valid.experiment.title)),

@@ -97,11 +97,7 @@ pub fn history_from_api_json(v: &Value) -> Result<Vec<Event>, String> {
     Ok(events)
 }
 
-/// RFC 3339 text as seconds since the epoch.
-pub fn parse_time(s: &str) -> Option<f64> {
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
-    Some(t.unix_timestamp_nanos() as f64 / 1e9)
-}
+pub use report::parse_time;
 
 /// A real history under `tests/fixtures/`, for the tests of what reads one.
 #[cfg(test)]

@@ -8,7 +8,8 @@
 //! - [`progress`]: progress lines, a pure function of history events.
 //! - [`journal`]: the journal of a finished execution, and `chaos run`'s
 //!   exit code for it.
-//! - [`report`]: a self-contained HTML report of a journal.
+//! - [`report`]: a self-contained HTML report of a journal (the `report`
+//!   crate, which the journal function renders with too).
 //! - [`aws`]: the Step Functions calls (start, history, describe) and the
 //!   follow loop of `turbulence run`.
 //! - [`commands`]: one function per subcommand, for a thin `main`.
@@ -22,7 +23,7 @@ pub mod events;
 pub mod files;
 pub mod journal;
 pub mod progress;
-pub mod report;
+pub use report;
 pub mod validate;
 pub mod vars;
 

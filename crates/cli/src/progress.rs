@@ -182,13 +182,16 @@ impl Progress {
             )),
             "Probe" | "Action" | "Wait" => {
                 let cursor = input.get("cursor").and_then(Value::as_u64);
-                let step = cursor.and_then(|c| input.pointer(&format!("/plan/steps/{c}")));
+                let step = current_step(input);
                 let phase = step.and_then(|s| text(s, "phase")).unwrap_or("?");
                 let name = step.and_then(|s| text(s, "name")).unwrap_or("?");
                 let head = format!("{state:<9} {phase:<7} {name}");
                 if state != "Wait" {
                     self.wait_cursor = None;
-                    return Some(head);
+                    return Some(match round_of(input) {
+                        Some((k, n)) => format!("{head} (round {k} of {n})"),
+                        None => head,
+                    });
                 }
                 let remaining = input
                     .pointer("/next/remaining_ms")
@@ -270,8 +273,20 @@ impl Progress {
                     .iter()
                     .filter_map(|s| s.get("background").and_then(Value::as_u64))
                     .collect();
+                let rounds: u64 = steps
+                    .iter()
+                    .filter_map(|s| s.get("rounds").and_then(Value::as_u64))
+                    .sum();
+                let rounds = if rounds > 0 {
+                    format!(
+                        "; {} of the hypothesis during the method",
+                        plural(rounds as usize, "round")
+                    )
+                } else {
+                    String::new()
+                };
                 Some(format!(
-                    "{:<9} ok: {} ({}, {}, {}{}), {} declared{}",
+                    "{:<9} ok: {} ({}, {}, {}{}{rounds}), {} declared{}",
                     "Plan",
                     plural(steps.len(), "step"),
                     plural(count("probe"), "probe"),
@@ -390,6 +405,33 @@ fn outcome(r: &Value) -> String {
         s.push_str(&format!(": {}", truncate(&o.to_string(), OUTPUT_CHARS)));
     }
     s
+}
+
+/// The step a Task state's input runs: the step under the cursor, or the
+/// probe of the hypothesis round under way there.
+fn current_step(input: &Value) -> Option<&Value> {
+    match input.pointer("/next/round/probe").and_then(Value::as_u64) {
+        Some(p) => input.pointer(&format!("/plan/during/{p}")),
+        None => {
+            let cursor = input.get("cursor").and_then(Value::as_u64)?;
+            input.pointer(&format!("/plan/steps/{cursor}"))
+        }
+    }
+}
+
+/// (this round, all rounds) of the step under the cursor, while a round of
+/// the hypothesis runs.
+fn round_of(input: &Value) -> Option<(u64, u64)> {
+    input.pointer("/next/round/probe")?;
+    let done = input
+        .pointer("/next/round/done")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let cursor = input.get("cursor").and_then(Value::as_u64)?;
+    let rounds = input
+        .pointer(&format!("/plan/steps/{cursor}/rounds"))
+        .and_then(Value::as_u64)?;
+    Some((done + 1, rounds))
 }
 
 /// The rollback queue's names, as the action function works through it:

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use experiment::plan::Records;
 use experiment::{Experiment, Plan};
 use serde_json::Value;
 
@@ -158,14 +159,24 @@ pub struct Offline {
     /// The Region it runs in (`--region`, `AWS_REGION`); `None`: unknown,
     /// so `aws_region` is left to Plan.
     pub region: Option<String>,
+    /// Whether it has a journal bucket (`JournalBucket`), which lets a
+    /// continuous hypothesis have more than 48 rounds; `None`: unknown, so
+    /// that is left to Plan (only what no deployment runs is refused).
+    pub journal_bucket: Option<bool>,
 }
 
 impl Offline {
-    /// `turbulence validate`: no deployment defaults unless given.
-    pub fn validate(default_abort_alarms: Vec<String>, region: Option<String>) -> Offline {
+    /// `turbulence validate`: no deployment defaults and no journal bucket
+    /// unless given.
+    pub fn validate(
+        default_abort_alarms: Vec<String>,
+        region: Option<String>,
+        journal_bucket: bool,
+    ) -> Offline {
         Offline {
             default_abort_alarms: Some(default_abort_alarms),
             region,
+            journal_bucket: Some(journal_bucket),
         }
     }
 }
@@ -181,7 +192,11 @@ pub fn check_document(doc: &Value, offline: &Offline) -> Result<Valid, String> {
             experiment.check_abort_alarms(defaults).map_err(|e| e.0)?;
         }
         check_region(&experiment, offline.region.as_deref())?;
-        let plan = Plan::new(&experiment).map_err(|e| e.0)?;
+        let records = match offline.journal_bucket {
+            Some(false) => Records::InState,
+            Some(true) | None => Records::Spilled,
+        };
+        let plan = Plan::keeping(&experiment, records).map_err(|e| e.0)?;
         plan.concurrent_stops()?;
         Ok(Valid { experiment, plan })
     })
@@ -249,7 +264,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn any() -> Offline {
-        Offline::validate(vec![], None)
+        Offline::validate(vec![], None, false)
     }
 
     fn check_document_t(doc: &Value) -> Result<Valid, String> {

@@ -281,9 +281,7 @@ fn run_span(state: &State, function: &'static str) -> tracing::Span {
             .next_rollback()
             .map_or_else(|| "rollback".into(), |r| r.name),
         _ => state
-            .plan
-            .as_ref()
-            .and_then(|p| p.steps.get(state.cursor))
+            .current_step()
             .map_or_else(|| function.to_string(), |s| s.name.clone()),
     };
     tracing::info_span!(
@@ -363,17 +361,20 @@ fn dry_run(state: &State, kind: StepKind) -> Option<experiment::model::DryRun> {
     .then_some(mode)
 }
 
-/// The step under the cursor, checked to be of the kind the caller runs,
-/// and the plan's settings.
+/// The step under the cursor (or the probe of the hypothesis round under
+/// way there), checked to be of the kind the caller runs, and the plan's
+/// settings.
 fn current(state: &State, kinds: &[StepKind]) -> Result<(Step, experiment::Settings), Failure> {
     let plan = state.plan.as_ref().ok_or_else(|| {
         Failure::StateInvalid("the state has no plan; Plan must run first".into())
     })?;
-    let step = plan.steps.get(state.cursor).ok_or_else(|| {
+    let step = state.current_step().ok_or_else(|| {
         Failure::StateInvalid(format!(
-            "cursor {} is past the last step ({})",
+            "cursor {} ({:?}) is past the last step ({}, {} in a round)",
             state.cursor,
-            plan.steps.len()
+            state.next.round,
+            plan.steps.len(),
+            plan.during.len()
         ))
     })?;
     if !kinds.contains(&step.kind) {
@@ -681,7 +682,7 @@ fn record_outcome(
         "step done"
     );
     state.records.push(record);
-    state.advance();
+    state.step_done();
     Ok(state)
 }
 
@@ -855,13 +856,15 @@ async fn wait_in(
     time_left: Option<Duration>,
 ) -> Result<State, Failure> {
     let (step, settings) = current(&state, &[StepKind::Wait])?;
+    let remaining = state.next.remaining_ms.or(step.duration_ms).unwrap_or(0);
+    // A pause with hypothesis rounds waits until the next one is due.
+    let until = state.next_round_at().min(remaining);
     if dry_run(&state, StepKind::Wait).is_some() {
         tracing::info!(step = %step.name, "dry run: pause skipped");
-        state.advance();
+        state.waited(until);
         return Ok(state);
     }
-    let remaining = state.next.remaining_ms.or(step.duration_ms).unwrap_or(0);
-    let chunk = Chunk::new(remaining, &settings, time_left);
+    let chunk = Chunk::new(remaining - until, &settings, time_left);
     let kill_switch = kill_switch(&state);
     let runs = runs(&state);
     let watch = Watch {
@@ -878,11 +881,7 @@ async fn wait_in(
     let waited = u64::try_from(chunk.length.as_millis()).unwrap_or(u64::MAX);
     let left = remaining.saturating_sub(waited);
     tracing::info!(execution = %state.execution, step = %step.name, waited_ms = waited, left_ms = left, "waited");
-    if left == 0 {
-        state.advance();
-    } else {
-        state.next.remaining_ms = Some(left);
-    }
+    state.waited(left);
     Ok(state)
 }
 

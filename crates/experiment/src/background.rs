@@ -51,6 +51,9 @@ pub fn child_state(parent: &State, group: usize) -> Option<State> {
     }
     plan.rollbacks.clear();
     plan.warnings.clear();
+    // The hypothesis is checked around the method's own steps, not in a
+    // background activity's execution.
+    plan.during.clear();
     let (_, _, execution) = child_execution(&parent.execution, group)?;
     Some(State {
         experiment: serde_json::json!({"title": plan.title, "background_of": parent.execution}),

@@ -22,6 +22,7 @@ pub use catalogue::{Call, CallSpec};
 pub use model::{Experiment, Invalid, Lookups, SecretRef};
 pub use plan::{Phase, Plan, Settings, Step, StepKind};
 pub use state::{
-    Background, CaughtError, Compensation, ErrorReport, Next, NextKind, Record, RunStatus, State,
+    Background, CaughtError, Compensation, ErrorReport, Next, NextKind, Record, Round, RunStatus,
+    State,
 };
 pub use tolerance::Tolerance;

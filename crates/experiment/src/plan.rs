@@ -67,6 +67,13 @@ pub struct Step {
     /// method goes on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub background: Option<usize>,
+    /// `continuously` and `during-method-only`: the rounds of the
+    /// hypothesis ([`Plan::during`]) this method step is followed by: one
+    /// after an activity; for a pause, one after each of this many equal
+    /// parts of it. A 24 h pause checked every minute is one step with
+    /// 1,440 rounds, not 1,440 steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<u32>,
 }
 
 /// A rollback the experiment declares (compensations are recorded at run time).
@@ -100,13 +107,47 @@ pub struct Plan {
     pub secrets: BTreeMap<String, SecretRef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The probes of one round of the hypothesis during the method, once
+    /// for all the rounds the steps name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub during: Vec<Step>,
 }
 
-/// The most hypothesis rounds `continuously` adds to a plan.
-pub const MAX_DURING_ROUNDS: usize = 48;
+/// Where a run keeps its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Records {
+    /// All in the Step Functions state (at most 256 KB), as without a
+    /// journal bucket.
+    #[default]
+    InState,
+    /// The rounds of the hypothesis spill to the deployment's journal
+    /// bucket as they run; the state keeps a bounded summary.
+    Spilled,
+}
+
+/// The most hypothesis rounds during the method a run whose records all
+/// travel in the state may have.
+pub const MAX_DURING_ROUNDS: u64 = 48;
+
+/// Step Functions keeps at most this many events in an execution's
+/// history; an execution that would need more fails there.
+pub const MAX_HISTORY_EVENTS: u64 = 25_000;
 
 impl Plan {
+    /// The plan of a run whose records all stay in the state.
     pub fn new(e: &Experiment) -> Result<Plan, Invalid> {
+        Plan::keeping(e, Records::InState)
+    }
+
+    /// The plan of a run that keeps its records as `records` says: the
+    /// number of hypothesis rounds it may have depends on it.
+    pub fn keeping(e: &Experiment, records: Records) -> Result<Plan, Invalid> {
+        let plan = Plan::expand(e)?;
+        plan.check_rounds(records)?;
+        Ok(plan)
+    }
+
+    fn expand(e: &Experiment) -> Result<Plan, Invalid> {
         let ext = &e.extension;
         let time_scale = ext.time_scale.unwrap_or(1.0);
         if time_scale > 1.0 {
@@ -146,31 +187,41 @@ impl Plan {
         let mut steps = Vec::new();
         if matches!(strategy, H::Default | H::BeforeMethodOnly | H::Continuously) {
             for p in &e.hypothesis {
-                steps.extend(activity_steps(p, Phase::Before, true, time_scale)?);
+                steps.extend(activity_steps(p, Phase::Before, true, time_scale, None)?);
             }
         }
-        let mut method = Vec::new();
+        // The hypothesis during the method: a round after each activity and
+        // every `frequency` seconds of its pauses (counted in the
+        // experiment's own time, so a time-scaled rehearsal has as many).
+        let during =
+            matches!(strategy, H::DuringMethodOnly | H::Continuously) && !e.hypothesis.is_empty();
+        let every = during.then(|| e.runtime.frequency_seconds.unwrap_or(chunk));
         let mut in_background = 0;
         for a in &e.method {
             // Chaos Toolkit does not judge method probes against tolerances.
-            let mut group = activity_steps(a, Phase::Method, false, time_scale)?;
+            // A background activity's steps run in their own execution; the
+            // hypothesis is checked around the method's own.
+            let rounds_every = if a.background { None } else { every };
+            let mut group = activity_steps(a, Phase::Method, false, time_scale, rounds_every)?;
             if a.background {
                 for s in &mut group {
                     s.background = Some(in_background);
                 }
                 in_background += 1;
             }
-            method.extend(group);
+            steps.extend(group);
         }
-        if matches!(strategy, H::DuringMethodOnly | H::Continuously) {
-            let every_ms = seconds_to_ms(e.runtime.frequency_seconds.unwrap_or(chunk) * time_scale)
-                .max(poll_interval_ms);
-            method = during(method, &e.hypothesis, every_ms)?;
-        }
-        steps.extend(method);
+        let during = if during {
+            e.hypothesis
+                .iter()
+                .map(|p| probe_step(p, Phase::During, true))
+                .collect()
+        } else {
+            Vec::new()
+        };
         if matches!(strategy, H::Default | H::AfterMethodOnly | H::Continuously) {
             for p in &e.hypothesis {
-                steps.extend(activity_steps(p, Phase::After, true, time_scale)?);
+                steps.extend(activity_steps(p, Phase::After, true, time_scale, None)?);
             }
         }
         let rollbacks = e
@@ -195,7 +246,77 @@ impl Plan {
             dry_run: ext.dry_run,
             secrets: e.secrets.clone(),
             warnings: e.warnings.clone(),
+            during,
         })
+    }
+
+    /// Every round of the hypothesis during the method.
+    pub fn rounds(&self) -> u64 {
+        self.steps
+            .iter()
+            .map(|s| u64::from(s.rounds.unwrap_or(0)))
+            .sum()
+    }
+
+    /// Refuse more rounds than the records can be kept for: 48 in the
+    /// state; with a journal bucket, as many as the execution's history
+    /// has room for.
+    pub fn check_rounds(&self, records: Records) -> Result<(), Invalid> {
+        let rounds = self.rounds();
+        let every = self
+            .steps
+            .iter()
+            .find(|s| s.kind == StepKind::Wait && s.rounds.unwrap_or(0) > 1)
+            .map(|s| {
+                let part = s.duration_ms.unwrap_or(0) as f64
+                    / f64::from(s.rounds.unwrap_or(1))
+                    / self.settings.time_scale;
+                format!(" every {}", seconds_text(part / 1000.0))
+            })
+            .unwrap_or_default();
+        match records {
+            Records::InState if rounds > MAX_DURING_ROUNDS => Err(Invalid(format!(
+                "runtime.hypothesis: checking continuously{every} makes {rounds} rounds, over the {MAX_DURING_ROUNDS} whose records fit in the Step Functions state (every round's records travel in it); raise 'frequency'"
+            ))),
+            _ => {
+                let events = self.history_events();
+                if events > MAX_HISTORY_EVENTS {
+                    return Err(Invalid(format!(
+                        "runtime.hypothesis: checking continuously{every} makes {rounds} rounds, about {events} Step Functions history events, over the {MAX_HISTORY_EVENTS} an execution may have; raise 'frequency'"
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// About how many history events a run of this plan makes (each Task
+    /// state 5, each Choice 2; a wait one Task per chunk, a round one per
+    /// probe), for runs that complete.
+    pub fn history_events(&self) -> u64 {
+        const TASK: u64 = 5 + 2; // the Task, then the Dispatch choice
+        let chunk = self.settings.wait_chunk_ms.max(1);
+        let probes = self.during.len() as u64;
+        // Start, Plan, the rollbacks' Choice, Journal, Outcome, the end.
+        let mut events = 1 + 2 + TASK + 5 + 2 + 2 + 2;
+        events += self.rollbacks.len() as u64 * TASK;
+        for step in &self.steps {
+            let rounds = u64::from(step.rounds.unwrap_or(0));
+            events += match (step.kind, step.duration_ms) {
+                (StepKind::Wait, Some(ms)) => {
+                    let parts = rounds.max(1);
+                    parts * (ms / parts).div_ceil(chunk).max(1) * TASK
+                }
+                _ => {
+                    TASK + step
+                        .waves
+                        .as_ref()
+                        .map_or(0, |w| 10 * w.iter().map(Vec::len).sum::<usize>() as u64)
+                }
+            };
+            events += rounds * probes * TASK;
+        }
+        events
     }
 }
 
@@ -235,25 +356,39 @@ impl Plan {
     }
 }
 
-/// An activity's steps: its pauses around it.
+/// An activity's steps: its pauses around it; with `rounds_every`, each
+/// followed by the rounds of the hypothesis during the method, one every
+/// that many seconds of a pause.
 fn activity_steps(
     a: &Activity,
     phase: Phase,
     with_tolerance: bool,
     time_scale: f64,
+    rounds_every: Option<f64>,
 ) -> Result<Vec<Step>, Invalid> {
     let mut steps = Vec::new();
+    let pause = |when: &str, seconds: f64| {
+        let name = format!("pause {when} '{}'", a.name);
+        wait(phase, name, seconds, time_scale, rounds_every)
+    };
     if let Some(s) = a.pause_before {
-        steps.push(wait(
-            phase,
-            format!("pause before '{}'", a.name),
-            s,
-            time_scale,
-        )?);
+        steps.push(pause("before", s)?);
     }
-    steps.push(Step {
+    let mut step = probe_step(a, phase, with_tolerance);
+    step.rounds = rounds_every.map(|_| 1);
+    steps.push(step);
+    if let Some(s) = a.pause_after {
+        steps.push(pause("after", s)?);
+    }
+    Ok(steps)
+}
+
+/// The step of an activity itself.
+fn probe_step(a: &Activity, phase: Phase, with_tolerance: bool) -> Step {
+    Step {
         waves: None,
         background: None,
+        rounds: None,
         phase,
         kind: match a.kind {
             ActivityType::Probe => StepKind::Probe,
@@ -267,87 +402,51 @@ fn activity_steps(
             None
         },
         duration_ms: None,
-    });
-    if let Some(s) = a.pause_after {
-        steps.push(wait(
-            phase,
-            format!("pause after '{}'", a.name),
-            s,
-            time_scale,
-        )?);
     }
-    Ok(steps)
-}
-
-/// The method with the hypothesis checked after each of its activities and
-/// every `every_ms` of its pauses (pauses split to make room).
-fn during(method: Vec<Step>, hypothesis: &[Activity], every_ms: u64) -> Result<Vec<Step>, Invalid> {
-    let round = |steps: &mut Vec<Step>| {
-        for p in hypothesis {
-            steps.push(Step {
-                waves: None,
-                background: None,
-                phase: Phase::During,
-                kind: StepKind::Probe,
-                name: p.name.clone(),
-                call: Some(p.call.clone()),
-                tolerance: p.tolerance.clone(),
-                duration_ms: None,
-            });
-        }
-    };
-    let mut out = Vec::new();
-    let mut rounds = 0;
-    for step in method {
-        // A background activity's steps run in their own execution; the
-        // hypothesis is checked around the method's own.
-        if step.background.is_some() {
-            out.push(step);
-            continue;
-        }
-        match (step.kind, step.duration_ms) {
-            (StepKind::Wait, Some(total)) if total > every_ms => {
-                let mut left = total;
-                while left > 0 {
-                    let part = left.min(every_ms);
-                    out.push(Step {
-                        duration_ms: Some(part),
-                        ..step.clone()
-                    });
-                    left -= part;
-                    round(&mut out);
-                    rounds += 1;
-                }
-            }
-            _ => {
-                out.push(step);
-                round(&mut out);
-                rounds += 1;
-            }
-        }
-        if rounds > MAX_DURING_ROUNDS {
-            return Err(Invalid(format!(
-                "runtime.hypothesis: checking continuously every {} s makes over {MAX_DURING_ROUNDS} rounds; raise 'frequency'",
-                every_ms as f64 / 1000.0
-            )));
-        }
-    }
-    Ok(out)
 }
 
 fn seconds_to_ms(s: f64) -> u64 {
     (s * 1000.0).round() as u64
 }
 
-fn wait(phase: Phase, name: String, seconds: f64, scale: f64) -> Result<Step, Invalid> {
+/// `60 s`, `0.5 s`, `2 h`: a duration for a message.
+fn seconds_text(s: f64) -> String {
+    if s >= 3600.0 && (s / 3600.0).fract() == 0.0 {
+        format!("{} h", s / 3600.0)
+    } else if s >= 60.0 && (s / 60.0).fract() == 0.0 {
+        format!("{} min", s / 60.0)
+    } else {
+        format!("{} s", (s * 1000.0).round() / 1000.0)
+    }
+}
+
+fn wait(
+    phase: Phase,
+    name: String,
+    seconds: f64,
+    scale: f64,
+    rounds_every: Option<f64>,
+) -> Result<Step, Invalid> {
     if seconds > MAX_PAUSE_SECONDS {
         return Err(Invalid(format!(
             "{name}: {seconds} s is longer than a year"
         )));
     }
+    // One round after each `every` seconds of the pause, and one after it
+    // however short it is; counted before the time scale, so a rehearsal
+    // checks as often as the real run.
+    let rounds = rounds_every.map(|every| {
+        let n = (seconds / every).ceil().max(1.0);
+        if n >= f64::from(u32::MAX) {
+            u32::MAX
+        } else {
+            n as u32
+        }
+    });
     Ok(Step {
         waves: None,
         background: None,
+        rounds,
         phase,
         kind: StepKind::Wait,
         name,
@@ -445,5 +544,63 @@ mod tests {
             e.0.contains("wait_chunk_seconds: must be at most 840"),
             "{e}"
         );
+    }
+
+    /// A soak: one action, then `hours` of pause, the hypothesis checked
+    /// continuously every `every` seconds.
+    fn soak(hours: f64, every: f64) -> Experiment {
+        let mut e = experiment(json!({"name": "turbulence", "time_scale": 0.0001}));
+        e.runtime.hypothesis = HypothesisStrategy::Continuously;
+        e.runtime.frequency_seconds = Some(every);
+        e.method.truncate(1);
+        e.method[0].pause_after = Some(hours * 3600.0 - every);
+        e
+    }
+
+    #[test]
+    fn a_day_checked_every_minute_is_a_few_steps_whatever_the_rounds() {
+        let day = Plan::keeping(&soak(24.0, 60.0), Records::Spilled).unwrap();
+        let shape: Vec<(Phase, StepKind, Option<u32>)> = day
+            .steps
+            .iter()
+            .map(|s| (s.phase, s.kind, s.rounds))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (Phase::Before, StepKind::Probe, None),
+                (Phase::Method, StepKind::Action, Some(1)),
+                (Phase::Method, StepKind::Wait, Some(1_439)),
+                (Phase::After, StepKind::Probe, None),
+            ]
+        );
+        assert_eq!(day.rounds(), 1_440);
+        assert_eq!(day.during.len(), 1);
+        assert_eq!(day.during[0].phase, Phase::During);
+        // The plan the state carries is as large for an hour as for 30
+        // days: only the digits of the pause and its rounds differ.
+        let size = |p: &Plan| serde_json::to_string(p).unwrap().len();
+        let hour = Plan::keeping(&soak(1.0, 60.0), Records::Spilled).unwrap();
+        let long = Plan::keeping(&soak(24.0 * 30.0, 3_600.0), Records::Spilled).unwrap();
+        assert_eq!(long.rounds(), 24 * 30);
+        assert!(size(&day) < 2_000, "{}", size(&day));
+        assert!(size(&long).abs_diff(size(&hour)) <= 16);
+    }
+
+    #[test]
+    fn rounds_past_what_the_state_holds_are_refused() {
+        let e = Plan::new(&soak(24.0, 60.0)).unwrap_err();
+        assert_eq!(
+            e.0,
+            "runtime.hypothesis: checking continuously every 1 min makes 1440 rounds, over the 48 whose records fit in the Step Functions state (every round's records travel in it); raise 'frequency'"
+        );
+        // 48 rounds still fit without the bucket.
+        assert_eq!(Plan::new(&soak(0.8, 60.0)).unwrap().rounds(), 48);
+        // With the bucket, the bound is the execution's history: a round a
+        // second for a day would need more events than one may have.
+        let e = Plan::keeping(&soak(24.0, 1.0), Records::Spilled).unwrap_err();
+        assert!(e.0.contains("over the 25000 an execution may have"), "{e}");
+        let day = Plan::keeping(&soak(24.0, 60.0), Records::Spilled).unwrap();
+        assert!(day.history_events() < MAX_HISTORY_EVENTS);
     }
 }

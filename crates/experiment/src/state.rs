@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::catalogue::CallSpec;
 use crate::model::RollbackStrategy;
-use crate::plan::{Phase, Plan, StepKind};
+use crate::plan::{Phase, Plan, Step, StepKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -44,6 +44,22 @@ pub struct Next {
     /// Where a fanned-out load attack is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attack: Option<AttackProgress>,
+    /// The hypothesis rounds of the step under the cursor (its
+    /// [`Step::rounds`]): how many are done, and the probe of the one under
+    /// way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<Round>,
+}
+
+/// Where the hypothesis rounds after (or in) one method step are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Round {
+    /// Rounds of the step done.
+    pub done: u32,
+    /// The probe of [`Plan::during`] to run next, while a round is under
+    /// way; `None` while its pause goes on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<usize>,
 }
 
 /// A fanned-out load attack under way: the wave whose shares the Map runs
@@ -266,6 +282,7 @@ impl State {
                 Some(waves) => Next {
                     kind: NextKind::Attack,
                     remaining_ms: None,
+                    round: None,
                     attack: Some(AttackProgress {
                         wave: 0,
                         shares: waves.first().cloned().unwrap_or_default(),
@@ -282,6 +299,7 @@ impl State {
                     },
                     remaining_ms: s.duration_ms,
                     attack: None,
+                    round: None,
                 },
             },
         };
@@ -291,18 +309,128 @@ impl State {
         self.point_at(self.cursor + 1);
     }
 
+    /// The step the function under the cursor runs: the step itself, or
+    /// the probe of the hypothesis round under way after it (or in its
+    /// pause).
+    pub fn current_step(&self) -> Option<&Step> {
+        let plan = self.plan.as_ref()?;
+        match self.next.round.and_then(|r| r.probe) {
+            Some(p) => plan.during.get(p),
+            None => plan.steps.get(self.cursor),
+        }
+    }
+
+    /// The probe or action the function ran is done: on to the next probe
+    /// of the round under way, the round after the step, the rest of its
+    /// pause, or the next step.
+    pub fn step_done(&mut self) {
+        let (rounds, is_wait, probes) = match &self.plan {
+            Some(plan) => {
+                let step = plan.steps.get(self.cursor);
+                (
+                    step.and_then(|s| s.rounds).unwrap_or(0),
+                    step.is_some_and(|s| s.kind == StepKind::Wait),
+                    plan.during.len(),
+                )
+            }
+            None => (0, false, 0),
+        };
+        let round = self.next.round.unwrap_or_default();
+        match round.probe {
+            Some(p) if p + 1 < probes => {
+                self.next.round = Some(Round {
+                    done: round.done,
+                    probe: Some(p + 1),
+                });
+            }
+            Some(_) if is_wait && round.done + 1 < rounds => {
+                // Back to the pause, until its next round is due.
+                self.next = Next {
+                    kind: NextKind::Wait,
+                    remaining_ms: self.next.remaining_ms,
+                    attack: None,
+                    round: Some(Round {
+                        done: round.done + 1,
+                        probe: None,
+                    }),
+                };
+            }
+            None if !is_wait && rounds > 0 && probes > 0 => self.start_round(0, None),
+            _ => self.advance(),
+        }
+    }
+
+    fn start_round(&mut self, done: u32, remaining_ms: Option<u64>) {
+        self.next = Next {
+            kind: NextKind::Probe,
+            remaining_ms,
+            attack: None,
+            round: Some(Round {
+                done,
+                probe: Some(0),
+            }),
+        };
+    }
+
+    /// How much of the pause under the cursor is left when its next round
+    /// of the hypothesis is due (0: none is; wait to its end). Its rounds
+    /// come after equal parts of it.
+    pub fn next_round_at(&self) -> u64 {
+        let Some(step) = self.plan.as_ref().and_then(|p| p.steps.get(self.cursor)) else {
+            return 0;
+        };
+        let rounds = u64::from(step.rounds.unwrap_or(0));
+        let done = u64::from(self.next.round.map_or(0, |r| r.done));
+        if done >= rounds {
+            return 0;
+        }
+        step.duration_ms.unwrap_or(0) * (rounds - done - 1) / rounds
+    }
+
+    /// The pause under the cursor has `left_ms` to go: its next round is
+    /// due, it is over, or it goes on.
+    pub fn waited(&mut self, left_ms: u64) {
+        let due = self.next_round_at();
+        let rounds = self
+            .plan
+            .as_ref()
+            .and_then(|p| p.steps.get(self.cursor))
+            .and_then(|s| s.rounds)
+            .unwrap_or(0);
+        let done = self.next.round.map_or(0, |r| r.done);
+        if left_ms > due {
+            self.next.remaining_ms = Some(left_ms);
+        } else if done < rounds && self.plan.as_ref().is_some_and(|p| !p.during.is_empty()) {
+            self.start_round(done, Some(left_ms));
+        } else {
+            self.advance();
+        }
+    }
+
     /// How long the rest of the run may take from the step under the cursor:
-    /// the waits still ahead, a minute for every other step, and five
-    /// minutes to spare. Injected faults expire then, whatever happens.
+    /// the waits still ahead, a minute for every other step (and for every
+    /// probe of the hypothesis rounds still ahead), and five minutes to
+    /// spare. Injected faults expire then, whatever happens.
     pub fn time_left(&self) -> std::time::Duration {
         let Some(plan) = &self.plan else {
             return std::time::Duration::ZERO;
         };
+        let done = u64::from(self.next.round.map_or(0, |r| r.done));
+        let probes = plan.during.len() as u64;
         let ms: u64 = plan
             .steps
             .iter()
+            .enumerate()
             .skip(self.cursor)
-            .map(|s| s.duration_ms.unwrap_or(60_000))
+            .map(|(i, s)| {
+                let rounds = u64::from(s.rounds.unwrap_or(0));
+                let rounds = if i == self.cursor {
+                    rounds.saturating_sub(done)
+                } else {
+                    rounds
+                };
+                s.duration_ms.unwrap_or(60_000) + rounds * probes * 60_000
+            })
             .sum();
         let own = std::time::Duration::from_millis(ms + 300_000);
         own.max(std::time::Duration::from_millis(
@@ -415,6 +543,7 @@ mod tests {
                 dry_run: None,
                 secrets: Default::default(),
                 warnings: vec![],
+                during: vec![],
             }),
             ..Default::default()
         };
@@ -440,5 +569,79 @@ mod tests {
                 .unwrap();
         assert_eq!(s.next.kind, NextKind::Done);
         assert!(s.plan.is_none());
+    }
+
+    /// Drive a run's cursor as the functions do (the wait function up to
+    /// the next round or a chunk, the probe function one probe), without
+    /// the records: (the pause waited before each round of the hypothesis,
+    /// the largest state).
+    fn walk(plan: Plan) -> (Vec<u64>, usize) {
+        let chunk = plan.settings.wait_chunk_ms;
+        let mut s = State {
+            plan: Some(plan),
+            ..Default::default()
+        };
+        s.point_at(0);
+        let (mut waits, mut waited, mut largest) = (Vec::new(), 0, 0);
+        loop {
+            largest = largest.max(serde_json::to_string(&s).unwrap().len());
+            match s.next.kind {
+                NextKind::Done => return (waits, largest),
+                NextKind::Wait => {
+                    let step = s.current_step().unwrap();
+                    let remaining = s.next.remaining_ms.or(step.duration_ms).unwrap_or(0);
+                    let until = s.next_round_at().min(remaining);
+                    let length = (remaining - until).min(chunk);
+                    waited += length;
+                    s.waited(remaining - length);
+                }
+                NextKind::Probe | NextKind::Action => {
+                    if s.current_step().unwrap().phase == Phase::During {
+                        waits.push(std::mem::take(&mut waited));
+                    }
+                    s.step_done();
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    fn soak(hours: f64) -> Plan {
+        let probe = json!({
+            "type": "probe", "name": "all-running", "tolerance": true,
+            "provider": {"type": "python", "module": "chaosaws.ecs.probes",
+                "func": "are_all_desired_tasks_running",
+                "arguments": {"cluster": "c", "service": "s"}}
+        });
+        let e = crate::Experiment::parse(&json!({
+            "title": "t", "description": "d",
+            "extensions": [{"name": "turbulence", "time_scale": 0.0001}],
+            "runtime": {"hypothesis": {"strategy": "continuously", "frequency": 60}},
+            "steady-state-hypothesis": {"title": "h", "probes": [probe]},
+            "method": [
+                {"type": "action", "name": "stop", "pauses": {"after": hours * 3600.0 - 60.0},
+                 "provider": {"type": "python", "module": "chaosaws.ecs.actions", "func": "stop_random_tasks",
+                    "arguments": {"cluster": "c", "service": "s", "task_count": 1}}}
+            ],
+            "rollbacks": []
+        }))
+        .unwrap();
+        Plan::keeping(&e, crate::plan::Records::Spilled).unwrap()
+    }
+
+    #[test]
+    fn a_day_checked_every_minute_runs_every_round_on_time_in_a_state_of_fixed_size() {
+        let (waits, largest) = walk(soak(24.0));
+        // One round right after the action, then one every 60 s (6 ms at
+        // this time scale) of the pause, the last as it ends.
+        assert_eq!(waits.len(), 1_440);
+        assert_eq!(waits[0], 0);
+        assert!(waits[1..].iter().all(|&w| w == 6), "{waits:?}");
+        // Without the records (they spill), the state is as large for a
+        // day as for an hour.
+        let (hour, hour_largest) = walk(soak(1.0));
+        assert_eq!(hour.len(), 60);
+        assert!(largest < 3_000, "{largest}");
+        assert!(hour_largest.abs_diff(largest) <= 16);
     }
 }

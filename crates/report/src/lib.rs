@@ -1,4 +1,5 @@
-//! `turbulence report`: a journal as one self-contained HTML page — inline
+//! A journal as one self-contained HTML page (`turbulence report`, and the
+//! journal function's report in the journal bucket) — inline
 //! CSS, inline SVG charts, a few lines of inline script, no external URL
 //! (the page's Content-Security-Policy forbids loading anything).
 //!
@@ -9,7 +10,12 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
-use crate::events::parse_time;
+/// Seconds since the epoch of an RFC 3339 time, as journals and Step
+/// Functions histories write them.
+pub fn parse_time(s: &str) -> Option<f64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    Some(t.unix_timestamp_nanos() as f64 / 1e9)
+}
 
 /// The page's only script: hovering a timeline bar highlights its row in
 /// the activities table. Its hash is in [`CSP`]; change both together (the
@@ -1720,8 +1726,9 @@ mod tests {
     use serde_json::json;
 
     fn fixture(name: &str) -> Value {
+        // The CLI's fixtures: journals of real runs.
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
+            .join("../cli/tests/fixtures")
             .join(name);
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
