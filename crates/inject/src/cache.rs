@@ -338,7 +338,9 @@ mod tests {
     impl ConfigSource for Counted {
         async fn fetch(&self) -> Result<Option<String>, SourceError> {
             self.0.fetch_add(1, SeqCst);
-            Ok(Some(r#"{"statuscode": {"enabled": true, "percentage": 0}}"#.into()))
+            Ok(Some(
+                r#"{"statuscode": {"enabled": true, "percentage": 0}}"#.into(),
+            ))
         }
     }
 
