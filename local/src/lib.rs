@@ -9,6 +9,8 @@
 
 mod demo_api;
 pub mod manifest;
+pub mod runtimes;
+mod zip;
 
 pub use demo_api::DemoApi;
 
@@ -384,38 +386,12 @@ impl LocalStack {
     /// One HTTP/1.1 request to the stack's control endpoints (loopback only,
     /// which [`LocalStack::connect`] checked).
     async fn control(&self, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let authority = self
             .endpoint
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .to_string();
-        let mut stream = tokio::net::TcpStream::connect(&authority)
-            .await
-            .map_err(|e| Error::Unexpected(format!("connect {authority}: {e}")))?;
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| Error::Unexpected(format!("{method} {path}: {e}")))?;
-        let mut answer = String::new();
-        stream
-            .read_to_string(&mut answer)
-            .await
-            .map_err(|e| Error::Unexpected(format!("{method} {path}: {e}")))?;
-        let status = answer
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = answer
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((status, body))
+        http_call(&authority, method, path, body).await
     }
 
     /// A Lambda function that is only a target of guards (never invoked),
@@ -949,6 +925,44 @@ impl LocalStack {
 
 fn ecs_tag(key: &str, value: &str) -> Result<EcsTag> {
     Ok(EcsTag::builder().key(key).value(value).build())
+}
+
+/// One HTTP/1.1 request to a control endpoint of the local stack at
+/// `authority` (`host:port` on loopback): moto's `/_turbulence/...` and the
+/// Runtime API emulator's `/_emulator/...`.
+pub(crate) async fn http_call(
+    authority: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(&authority)
+        .await
+        .map_err(|e| Error::Unexpected(format!("connect {authority}: {e}")))?;
+    let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| Error::Unexpected(format!("{method} {path}: {e}")))?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .await
+        .map_err(|e| Error::Unexpected(format!("{method} {path}: {e}")))?;
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
 }
 
 /// `<prefix>-<time>-<counter>`, at most 80 characters (the SFN limit).
