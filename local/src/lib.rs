@@ -395,8 +395,14 @@ impl LocalStack {
     }
 
     /// A Lambda function that is only a target of guards (never invoked),
-    /// with the opt-in tag when `opt_in`. Returns its name.
-    pub async fn create_target_function(&self, name: &str, opt_in: bool) -> Result<String> {
+    /// with the opt-in tag when `opt_in` (then it also links crates/inject,
+    /// reading `fault_parameter`). Returns its name.
+    pub async fn create_target_function(
+        &self,
+        name: &str,
+        opt_in: bool,
+        fault_parameter: &str,
+    ) -> Result<String> {
         let role = self.role(LAMBDA_ROLE, "lambda.amazonaws.com").await?;
         let mut create = self
             .lambda
@@ -411,7 +417,20 @@ impl LocalStack {
                     .build(),
             );
         if opt_in {
-            create = create.tags(manifest::OPT_IN_TAG, "true");
+            // A Rust function linking crates/inject and reading its
+            // parameter, as Plan requires of an OS-only runtime before
+            // injecting it.
+            create = create
+                .tags(manifest::OPT_IN_TAG, "true")
+                .tags(
+                    experiment::faults::INJECTOR_TAG,
+                    experiment::faults::INJECTOR_CRATE,
+                )
+                .environment(
+                    aws_sdk_lambda::types::Environment::builder()
+                        .variables(experiment::faults::PARAM_VAR, fault_parameter)
+                        .build(),
+                );
         }
         create
             .send()
@@ -941,9 +960,9 @@ pub(crate) async fn http_call(
         .await
         .map_err(|e| Error::Unexpected(format!("connect {authority}: {e}")))?;
     let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
     stream
         .write_all(request.as_bytes())
         .await

@@ -18,7 +18,7 @@ pub const EXTENSION_LAYER: &str = "turbulence-extension";
 /// The wrapper's source in the workspace.
 pub const EXTENSION_WRAPPER_SOURCE: &str = "crates/extension/layer/wrapper";
 /// What a function sets `AWS_LAMBDA_EXEC_WRAPPER` to, to run behind the proxy.
-pub const EXEC_WRAPPER: &str = "/opt/turbulence/wrapper";
+pub use experiment::faults::EXEC_WRAPPER;
 
 /// A demo target with a managed runtime, run by the local stack's Runtime
 /// API emulator behind the extension layer (local stack only: template.yaml

@@ -379,3 +379,69 @@ async fn row_8_the_proxy_port_already_taken() {
     row.clean(8, "the proxy port already taken").await;
     drop(taken);
 }
+
+// ---- Plan knows who can be injected ---------------------------------------------
+
+/// An experiment injecting `function` through `parameter`.
+fn injecting(stack: &local::Stack, function: &str, parameter: &str) -> Value {
+    json!({
+        "title": "faults for a function that cannot take them", "description": "d",
+        "extensions": [{"name": "turbulence", "abort_alarms": [stack.abort_alarm], "poll_interval_seconds": 1}],
+        "method": [{"type": "action", "name": "inject-faults",
+            "provider": {"type": "python", "module": "turbulence.faults.actions",
+                "func": "inject_lambda_faults",
+                "arguments": {"parameter_name": parameter, "function_name": function,
+                              "configuration": {"exception": {"enabled": true}}}}}]
+    })
+}
+
+#[tokio::test]
+async fn plan_refuses_a_function_without_the_layer_naming_what_is_missing() {
+    let _shared = SSM_THROTTLE.read().await;
+    let (local, stack) = LocalStack::for_tests_with_stack("layerless").await;
+    let parameter = format!("/turbulence/faults/{}", unique_name("layerless"));
+    // It reads the parameter, but nothing would read it for the handler.
+    let bare = deploy(
+        &local,
+        fixture("layerless").env("FAILURE_INJECTION_PARAM", &parameter),
+    )
+    .await;
+    let execution = local
+        .start_execution(&stack, &injecting(&stack, &bare, &parameter))
+        .await
+        .unwrap();
+    let done = local
+        .wait_for(&execution, Duration::from_secs(120))
+        .await
+        .unwrap();
+    assert_eq!(done.error.as_deref(), Some("GuardRefused"), "{done:?}");
+    let cause = done.cause.unwrap_or_default();
+    for piece in [
+        "the turbulence-extension layer (Layers)",
+        "AWS_LAMBDA_EXEC_WRAPPER=/opt/turbulence/wrapper",
+    ] {
+        assert!(cause.contains(piece), "{piece}: {cause}");
+    }
+    assert_eq!(
+        local.parameter(&parameter).await.unwrap(),
+        None,
+        "nothing was written"
+    );
+
+    // The same function behind the layer is let through.
+    let layered = deploy(&local, fixture("layered").with_layer(&parameter)).await;
+    let execution = local
+        .start_execution(&stack, &injecting(&stack, &layered, &parameter))
+        .await
+        .unwrap();
+    let done = local
+        .wait_for(&execution, Duration::from_secs(120))
+        .await
+        .unwrap();
+    assert!(done.succeeded(), "{done:?}");
+    assert_eq!(
+        local.parameter(&parameter).await.unwrap(),
+        None,
+        "the rollback deleted it"
+    );
+}

@@ -541,8 +541,46 @@ impl Functions for AwsFunctions {
     }
 
     async fn tags(&self, function_name: &str) -> Result<BTreeMap<String, String>, AwsError> {
-        let out = self
-            .0
+        Ok(self
+            .get_function(function_name)
+            .await?
+            .tags
+            .unwrap_or_default()
+            .into_iter()
+            .collect())
+    }
+
+    async fn setup(
+        &self,
+        function_name: &str,
+    ) -> Result<experiment::faults::FunctionSetup, AwsError> {
+        let out = self.get_function(function_name).await?;
+        let config = out
+            .configuration
+            .unwrap_or_else(|| aws_sdk_lambda::types::FunctionConfiguration::builder().build());
+        Ok(experiment::faults::FunctionSetup::new(
+            config.runtime.map(|r| r.as_str().to_string()),
+            config
+                .layers
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|l| l.arn)
+                .collect(),
+            config
+                .environment
+                .and_then(|e| e.variables)
+                .unwrap_or_default(),
+            out.tags.unwrap_or_default().into_iter().collect(),
+        ))
+    }
+}
+
+impl AwsFunctions {
+    async fn get_function(
+        &self,
+        function_name: &str,
+    ) -> Result<aws_sdk_lambda::operation::get_function::GetFunctionOutput, AwsError> {
+        self.0
             .get_function()
             .function_name(function_name)
             .send()
@@ -552,8 +590,7 @@ impl Functions for AwsFunctions {
                     AwsError::NotFound(format!("Lambda function '{function_name}' not found"))
                 }
                 _ => classify("lambda:GetFunction", e),
-            })?;
-        Ok(out.tags.unwrap_or_default().into_iter().collect())
+            })
     }
 }
 

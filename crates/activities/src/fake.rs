@@ -398,6 +398,7 @@ pub struct FakeFunctions {
     calls: AtomicUsize,
     pub latency: std::time::Duration,
     tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    setups: Mutex<BTreeMap<String, experiment::faults::FunctionSetup>>,
 }
 
 impl Default for FakeFunctions {
@@ -421,7 +422,19 @@ impl FakeFunctions {
             calls: AtomicUsize::new(0),
             latency: std::time::Duration::ZERO,
             tags: Mutex::default(),
+            setups: Mutex::default(),
         }
+    }
+
+    /// How `function_name` is set up (its tags stay those of [`tag`]);
+    /// without it, set up with nothing (no runtime, layer or variable).
+    ///
+    /// [`tag`]: FakeFunctions::tag
+    pub fn set_up(&self, function_name: &str, setup: experiment::faults::FunctionSetup) {
+        self.setups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(function_name.into(), setup);
     }
 
     pub fn tag(&self, function_name: &str, key: &str, value: &str) {
@@ -462,6 +475,21 @@ impl Functions for FakeFunctions {
             .get(function_name)
             .cloned()
             .unwrap_or_default())
+    }
+
+    async fn setup(
+        &self,
+        function_name: &str,
+    ) -> Result<experiment::faults::FunctionSetup, AwsError> {
+        let tags = self.tags(function_name).await?;
+        let setup = self
+            .setups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(function_name)
+            .cloned()
+            .unwrap_or_default();
+        Ok(experiment::faults::FunctionSetup { tags, ..setup })
     }
 }
 

@@ -81,6 +81,16 @@ pub(crate) async fn check(
             Err(e) => return Err(Failure::from_aws("reading the opt-in tags", e)),
         }
     }
+    for (name, call) in &calls {
+        if let Call::InjectLambdaFaults {
+            function_name,
+            parameter_name,
+            ..
+        } = call
+        {
+            injectable(ports, name, function_name, parameter_name).await?;
+        }
+    }
     plan.concurrent_stops().map_err(Failure::Refused)?;
     for (name, call) in &calls {
         if let Call::EcsStopRandomTasks {
@@ -106,6 +116,32 @@ pub(crate) async fn check(
         }
     }
     Ok(targets)
+}
+
+/// A fault configuration is only written where its function reads it: the
+/// layer with its wrapper, or crates/inject (experiment::faults).
+async fn injectable(
+    ports: &Ports<'_>,
+    activity: &str,
+    function: &str,
+    parameter: &str,
+) -> Result<(), Failure> {
+    let setup = match ports.functions.setup(function).await {
+        Ok(setup) => setup,
+        Err(AwsError::NotFound(m)) => {
+            return Err(Failure::Refused(format!(
+                "activity '{activity}': Lambda function '{function}' cannot be checked: {m}"
+            )))
+        }
+        Err(e) => {
+            return Err(Failure::from_aws(
+                "reading the target function's configuration",
+                e,
+            ))
+        }
+    };
+    experiment::faults::check_injectable(function, parameter, &setup)
+        .map_err(|e| Failure::Refused(format!("activity '{activity}': {e}")))
 }
 
 /// Write the run record, then take every target's lock. On refusal, what
