@@ -6,7 +6,9 @@
    Rust binaries. A handler error (HTTP 500 from watch, no
    X-Amz-Function-Error header) becomes `FunctionError: Unhandled` with the
    `{"errorType", "errorMessage"}` body as payload, so a Step Functions Catch
-   sees `Error = errorType`, as on AWS.
+   sees `Error = errorType`, as on AWS. Functions with a managed runtime
+   (Python, Node.js) that no stack deployed go to the Runtime API emulator
+   instead (turbulence_local/runtimes.py).
 2. An ECS service scheduler and Application Auto Scaling stand-in. moto never
    starts tasks for a service. A background thread keeps, for every ACTIVE
    service, RUNNING tasks == desiredCount, and raises desiredCount back to the
@@ -115,14 +117,18 @@ def is_loopback_host(host: str) -> bool:
 class LambdaForwarder:
     """Forwards one Invoke to `cargo lambda watch` and maps its answer."""
 
-    def __init__(self, watch_url: str, timeout_s: float):
+    def __init__(self, watch_url: str, timeout_s: float, what: str = "cargo lambda watch"):
         self.watch_url = watch_url.rstrip("/")
         self.timeout_s = timeout_s
+        # What serves watch_url, for errors (watch, or the Runtime API emulator).
+        self.what = what
         # No proxies: the registry proxy of this machine must never see
         # invocations, and watch is on loopback anyway.
         self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-    def forward(self, function_name: str, payload: bytes) -> tuple[bytes, str | None]:
+    def forward(
+        self, function_name: str, payload: bytes, headers: dict[str, str] | None = None
+    ) -> tuple[bytes, str | None]:
         """Returns (payload, function_error); function_error is None on success.
 
         Raises WatchUnreachable when watch cannot be reached at all: the
@@ -136,7 +142,7 @@ class LambdaForwarder:
             url,
             data=payload or b"{}",
             method="POST",
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **(headers or {})},
         )
         started = time.monotonic()
         try:
@@ -167,7 +173,7 @@ class LambdaForwarder:
                 return self.timed_out(function_name)
             LOG.warning("lambda %s: cannot reach %s: %s", function_name, url, reason)
             raise WatchUnreachable(
-                f"local stack: cannot reach cargo lambda watch at {self.watch_url} for "
+                f"local stack: cannot reach {self.what} at {self.watch_url} for "
                 f"{function_name}: {reason} (is `scripts/stack start` running?)"
             ) from err
 
@@ -210,17 +216,35 @@ class Invoker:
     to cargo lambda watch. Raises Throttled (the host's concurrency rules)
     or WatchUnreachable / NotRunnable (the function never ran)."""
 
-    def __init__(self, host: Any, forwarder: LambdaForwarder, log: Any):
+    def __init__(self, host: Any, forwarder: LambdaForwarder, log: Any, runtimes: Any = None):
         self.host = host
         self.forwarder = forwarder
         # turbulence_local.invocations.InvocationLog: when each was invoked.
         self.log = log
+        # turbulence_local.runtimes.Runtimes: the Runtime API emulator.
+        self.runtimes = runtimes
 
     def forward(self, function_name: str, payload: bytes) -> tuple[bytes, str | None]:
         self.log.started(function_name)
         if self.host.hosts(function_name):
             return self.host.invoke(function_name, payload)
         return self.forwarder.forward(function_name, payload)
+
+    def forward_function(
+        self, fn: Any, payload: bytes, headers: Any = None
+    ) -> tuple[bytes, str | None]:
+        """`forward`, but a managed-runtime function no stack deployed runs
+        in the Runtime API emulator."""
+        from turbulence_local import runtimes
+
+        if (
+            self.runtimes is not None
+            and runtimes.is_emulated(fn)
+            and not self.host.hosts(fn.function_name)
+        ):
+            self.log.started(fn.function_name)
+            return self.runtimes.forward(fn, payload, headers)
+        return self.forward(fn.function_name, payload)
 
 
 def install_lambda_forwarding(forwarder: Invoker) -> None:
@@ -261,12 +285,12 @@ def install_lambda_forwarding(forwarder: Invoker) -> None:
             # Asynchronous invoke: answer 202 at once, run in the background.
             threading.Thread(
                 target=_forward_quietly,
-                args=(forwarder, fn.function_name, payload),
+                args=(forwarder, fn, payload),
                 daemon=True,
             ).start()
             return b""
         try:
-            result, function_error = forwarder.forward(fn.function_name, payload)
+            result, function_error = forwarder.forward_function(fn, payload, headers)
         except Throttled as err:
             raise TooManyRequestsException(str(err)) from err
         except (WatchUnreachable, NotRunnable) as err:
@@ -279,11 +303,11 @@ def install_lambda_forwarding(forwarder: Invoker) -> None:
     LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
 
 
-def _forward_quietly(forwarder: Invoker, name: str, payload: bytes) -> None:
+def _forward_quietly(forwarder: Invoker, fn: Any, payload: bytes) -> None:
     try:
-        forwarder.forward(name, payload)
+        forwarder.forward_function(fn, payload)
     except Exception as err:  # noqa: BLE001 - async invoke: nobody to tell
-        LOG.warning("async lambda %s failed: %s", name, err)
+        LOG.warning("async lambda %s failed: %s", fn.function_name, err)
 
 
 # --------------------------------------------------------------------------
@@ -1137,7 +1161,7 @@ class ExecutionEvents(PollingThread):
         except Exception as err:  # noqa: BLE001 - EventBridge only logs it
             LOG.warning("sfn event: lambda target %s: %s", function.group(0), err)
             return
-        _forward_quietly(self.forwarder, fn.function_name, payload)
+        _forward_quietly(self.forwarder, fn, payload)
 
     def warn_once(self, key: str, message: str, *args: Any) -> None:
         if key not in self.warned:
@@ -1315,6 +1339,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--lambda-url", default="http://127.0.0.1:9000", help="cargo lambda watch")
     p.add_argument(
+        "--emulator-url",
+        default="http://127.0.0.1:9150",
+        help="the Runtime API emulator, for managed-runtime functions",
+    )
+    p.add_argument(
+        "--emulator-dir",
+        default=".local-stack/lambda",
+        help="where managed-runtime functions' code and layers are unpacked",
+    )
+    p.add_argument(
         "--lambda-timeout-s",
         type=float,
         default=960.0,
@@ -1351,6 +1385,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     lambda_host = urllib.parse.urlsplit(args.lambda_url).hostname or ""
     if not is_loopback_host(lambda_host):
         p.error(f"--lambda-url must point at loopback, not {args.lambda_url}")
+    emulator_host = urllib.parse.urlsplit(args.emulator_url).hostname or ""
+    if not is_loopback_host(emulator_host):
+        p.error(f"--emulator-url must point at loopback, not {args.emulator_url}")
     if args.poll_ms < 10:
         p.error("--poll-ms must be at least 10")
     return args
@@ -1408,7 +1445,15 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     invoked = invocations.InvocationLog()
-    forwarder = Invoker(host, LambdaForwarder(args.lambda_url, args.lambda_timeout_s), invoked)
+    from turbulence_local.runtimes import Runtimes
+
+    emulator = Runtimes(
+        LambdaForwarder(args.emulator_url, args.lambda_timeout_s, "the Runtime API emulator"),
+        args.emulator_dir,
+    )
+    forwarder = Invoker(
+        host, LambdaForwarder(args.lambda_url, args.lambda_timeout_s), invoked, emulator
+    )
     install_lambda_forwarding(forwarder)
     stop_execution.install()
     deployer = deploy.Deployer(args.template, local_client(endpoint, args.region), registry.register, args.region)

@@ -9,6 +9,8 @@
 
 mod demo_api;
 pub mod manifest;
+pub mod runtimes;
+mod zip;
 
 pub use demo_api::DemoApi;
 
@@ -432,43 +434,23 @@ impl LocalStack {
         headers: &str,
         body: &str,
     ) -> Result<(u16, String)> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let authority = self
             .endpoint
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .to_string();
-        let mut stream = tokio::net::TcpStream::connect(&authority)
-            .await
-            .map_err(|e| Error::Unexpected(format!("connect {authority}: {e}")))?;
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| Error::Unexpected(format!("{method} {path}: {e}")))?;
-        let mut answer = String::new();
-        stream
-            .read_to_string(&mut answer)
-            .await
-            .map_err(|e| Error::Unexpected(format!("{method} {path}: {e}")))?;
-        let status = answer
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = answer
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((status, body))
+        http_call(&authority, method, path, headers, body).await
     }
 
     /// A Lambda function that is only a target of guards (never invoked),
-    /// with the opt-in tag when `opt_in`. Returns its name.
-    pub async fn create_target_function(&self, name: &str, opt_in: bool) -> Result<String> {
+    /// with the opt-in tag when `opt_in` (then it also links crates/inject,
+    /// reading `fault_parameter`). Returns its name.
+    pub async fn create_target_function(
+        &self,
+        name: &str,
+        opt_in: bool,
+        fault_parameter: &str,
+    ) -> Result<String> {
         let role = self.role(LAMBDA_ROLE, "lambda.amazonaws.com").await?;
         let mut create = self
             .lambda
@@ -483,7 +465,20 @@ impl LocalStack {
                     .build(),
             );
         if opt_in {
-            create = create.tags(manifest::OPT_IN_TAG, "true");
+            // A Rust function linking crates/inject and reading its
+            // parameter, as Plan requires of an OS-only runtime before
+            // injecting it.
+            create = create
+                .tags(manifest::OPT_IN_TAG, "true")
+                .tags(
+                    experiment::faults::INJECTOR_TAG,
+                    experiment::faults::INJECTOR_CRATE,
+                )
+                .environment(
+                    aws_sdk_lambda::types::Environment::builder()
+                        .variables(experiment::faults::PARAM_VAR, fault_parameter)
+                        .build(),
+                );
         }
         create
             .send()
@@ -1153,6 +1148,46 @@ impl LocalStack {
 
 fn ecs_tag(key: &str, value: &str) -> Result<EcsTag> {
     Ok(EcsTag::builder().key(key).value(value).build())
+}
+
+/// One HTTP/1.1 request to a control endpoint of the local stack at
+/// `authority` (`host:port` on loopback): moto's `/_turbulence/...` and the
+/// Runtime API emulator's `/_emulator/...`.
+/// One HTTP/1.1 request on loopback, `headers` as CRLF-terminated lines.
+pub(crate) async fn http_call(
+    authority: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(&authority)
+        .await
+        .map_err(|e| Error::Unexpected(format!("connect {authority}: {e}")))?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| Error::Unexpected(format!("{method} {path}: {e}")))?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .await
+        .map_err(|e| Error::Unexpected(format!("{method} {path}: {e}")))?;
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
 }
 
 /// `<prefix>-<time>-<counter>`, at most 80 characters (the SFN limit).

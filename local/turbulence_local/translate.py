@@ -2,9 +2,10 @@
 `AWS::Serverless-2016-10-31` transform does it after `sam package`.
 
 aws-sam-translator is pinned to the version aws-sam-cli pins
-(tools/requirements.txt). `CodeUri` and `DefinitionUri` are pointed at S3
-objects, as `sam package` leaves them: `artifacts(template)` names what must
-be uploaded there (an empty zip per function, the state machine definition).
+(tools/requirements.txt). `CodeUri`, `ContentUri` and `DefinitionUri` are
+pointed at S3 objects, as `sam package` leaves them: `artifacts(template)`
+names what must be uploaded there (an empty zip per function and layer, the
+state machine definition).
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ def package(template: dict[str, Any]) -> tuple[dict[str, Any], list[Artifact]]:
             artifacts[key] = Artifact(key, None)
             if isinstance(props.get("CodeUri", globals_code), str):
                 props["CodeUri"] = f"s3://{ARTIFACT_BUCKET}/{key}"
+        elif resource.get("Type") == "AWS::Serverless::LayerVersion":
+            if isinstance(props.get("ContentUri"), str):
+                key = f"layers/{logical_id}.zip"
+                artifacts[key] = Artifact(key, None)
+                props["ContentUri"] = f"s3://{ARTIFACT_BUCKET}/{key}"
         elif resource.get("Type") == "AWS::Serverless::StateMachine":
             uri = props.get("DefinitionUri")
             if isinstance(uri, str):

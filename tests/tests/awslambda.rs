@@ -80,7 +80,11 @@ fn lambda_experiment(stack: &Stack, function: &str, mapping: &str) -> Value {
 
 async fn target(local: &LocalStack, stack: &Stack, opt_in: bool) -> (String, String) {
     let function = local
-        .create_target_function(&format!("{}-fn", stack.prefix), opt_in)
+        .create_target_function(
+            &format!("{}-fn", stack.prefix),
+            opt_in,
+            &format!("{}{}", stack.fault_parameter_prefix, stack.prefix),
+        )
         .await
         .expect("target function");
     let mapping = local

@@ -50,14 +50,15 @@ async fn row(name: &str, service_opt_in: bool, reconciler: Reconciler) -> Row {
         spec = spec.without_opt_in();
     }
     let target = local.create_ecs_target(&spec).await.expect("ECS target");
+    // Under the stack's FaultParameterPrefix: the only parameters its
+    // action function may write.
+    let fault_parameter = format!("{}{prefix}", stack.fault_parameter_prefix);
     let function = local
-        .create_target_function(&format!("{prefix}-fn"), true)
+        .create_target_function(&format!("{prefix}-fn"), true, &fault_parameter)
         .await
         .expect("target function");
     Row {
-        // Under the stack's FaultParameterPrefix: the only parameters its
-        // action function may write.
-        fault_parameter: format!("{}{prefix}", stack.fault_parameter_prefix),
+        fault_parameter,
         local,
         stack,
         target,
@@ -633,7 +634,11 @@ async fn row_12_stop_execution_while_a_function_is_throttled() {
     let _shared = THROTTLE.read().await;
     let (local, stack) = LocalStack::for_tests_with_stack("m11-lambda").await;
     let function = local
-        .create_target_function(&format!("{}-fn", stack.prefix), true)
+        .create_target_function(
+            &format!("{}-fn", stack.prefix),
+            true,
+            &format!("{}{}", stack.fault_parameter_prefix, stack.prefix),
+        )
         .await
         .unwrap();
     let mapping = local.create_event_source_mapping(&function).await.unwrap();

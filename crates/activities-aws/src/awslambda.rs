@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use activities::awslambda::{ConfigUpdate, EventSourceMapping, FunctionConfig};
+use activities::faults::FunctionSetup;
 use activities::ports::{AwsError, Functions, Invocation};
 use async_trait::async_trait;
 use aws_sdk_lambda::types::EventSourceMappingConfiguration;
@@ -38,19 +39,34 @@ impl Functions for AwsFunctions {
     }
 
     async fn tags(&self, function_name: &str) -> Result<BTreeMap<String, String>, AwsError> {
-        let out = self
-            .0
-            .get_function()
-            .function_name(function_name)
-            .send()
-            .await
-            .map_err(|e| match e.as_service_error() {
-                Some(s) if s.is_resource_not_found_exception() => {
-                    AwsError::NotFound(format!("Lambda function '{function_name}' not found"))
-                }
-                _ => classify("lambda:GetFunction", e),
-            })?;
-        Ok(out.tags.unwrap_or_default().into_iter().collect())
+        Ok(self
+            .get_function(function_name)
+            .await?
+            .tags
+            .unwrap_or_default()
+            .into_iter()
+            .collect())
+    }
+
+    async fn setup(&self, function_name: &str) -> Result<FunctionSetup, AwsError> {
+        let out = self.get_function(function_name).await?;
+        let config = out
+            .configuration
+            .unwrap_or_else(|| aws_sdk_lambda::types::FunctionConfiguration::builder().build());
+        Ok(FunctionSetup::new(
+            config.runtime.map(|r| r.as_str().to_string()),
+            config
+                .layers
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|l| l.arn)
+                .collect(),
+            config
+                .environment
+                .and_then(|e| e.variables)
+                .unwrap_or_default(),
+            out.tags.unwrap_or_default().into_iter().collect(),
+        ))
     }
 
     async fn configuration(
@@ -197,5 +213,24 @@ fn mapping(m: &EventSourceMappingConfiguration) -> EventSourceMapping {
         function_arn: m.function_arn().unwrap_or_default().to_string(),
         event_source_arn: m.event_source_arn().unwrap_or_default().to_string(),
         batch_size: m.batch_size(),
+    }
+}
+
+impl AwsFunctions {
+    async fn get_function(
+        &self,
+        function_name: &str,
+    ) -> Result<aws_sdk_lambda::operation::get_function::GetFunctionOutput, AwsError> {
+        self.0
+            .get_function()
+            .function_name(function_name)
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(s) if s.is_resource_not_found_exception() => {
+                    AwsError::NotFound(format!("Lambda function '{function_name}' not found"))
+                }
+                _ => classify("lambda:GetFunction", e),
+            })
     }
 }

@@ -36,6 +36,9 @@ pub trait Functions: Send + Sync {
         qualifier: Option<&str>,
     ) -> Result<Invocation, AwsError>;
     async fn tags(&self, function_name: &str) -> Result<BTreeMap<String, String>, AwsError>;
+    /// What the function is set up with (lambda:GetFunction): runtime,
+    /// layers, environment names, tags; Plan checks a fault target with it.
+    async fn setup(&self, function_name: &str) -> Result<crate::faults::FunctionSetup, AwsError>;
     /// GetFunctionConfiguration.
     async fn configuration(
         &self,
@@ -126,6 +129,9 @@ impl Functions for Unavailable {
         Err(unavailable("Lambda"))
     }
     async fn tags(&self, _: &str) -> Result<BTreeMap<String, String>, AwsError> {
+        Err(unavailable("Lambda"))
+    }
+    async fn setup(&self, _: &str) -> Result<crate::faults::FunctionSetup, AwsError> {
         Err(unavailable("Lambda"))
     }
     async fn configuration(&self, _: &str, _: Option<&str>) -> Result<FunctionConfig, AwsError> {

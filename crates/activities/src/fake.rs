@@ -632,6 +632,7 @@ pub struct FakeFunctions {
     tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     settings: Mutex<BTreeMap<String, FunctionSettings>>,
     mappings: Mutex<BTreeMap<String, EventSourceMapping>>,
+    setups: Mutex<BTreeMap<String, crate::faults::FunctionSetup>>,
 }
 
 impl Default for FakeFunctions {
@@ -655,6 +656,7 @@ impl FakeFunctions {
             calls: AtomicUsize::new(0),
             latency: std::time::Duration::ZERO,
             tags: Mutex::default(),
+            setups: Mutex::default(),
             settings: Mutex::default(),
             mappings: Mutex::default(),
         }
@@ -734,6 +736,17 @@ impl FakeFunctions {
             memory_size: s.memory_size,
             last_update_status: Some("Successful".into()),
         }
+    }
+
+    /// How `function_name` is set up (its tags stay those of [`tag`]);
+    /// without it, set up with nothing (no runtime, layer or variable).
+    ///
+    /// [`tag`]: FakeFunctions::tag
+    pub fn set_up(&self, function_name: &str, setup: crate::faults::FunctionSetup) {
+        self.setups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(function_name.into(), setup);
     }
 
     pub fn tag(&self, function_name: &str, key: &str, value: &str) {
@@ -851,6 +864,18 @@ impl Functions for FakeFunctions {
             .ok_or_else(|| AwsError::NotFound(format!("no event source mapping '{uuid}'")))?;
         m.state = if enabled { "Enabled" } else { "Disabled" }.into();
         Ok(m.clone())
+    }
+
+    async fn setup(&self, function_name: &str) -> Result<crate::faults::FunctionSetup, AwsError> {
+        let tags = self.tags(function_name).await?;
+        let setup = self
+            .setups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(function_name)
+            .cloned()
+            .unwrap_or_default();
+        Ok(crate::faults::FunctionSetup { tags, ..setup })
     }
 }
 

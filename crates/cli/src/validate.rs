@@ -238,12 +238,20 @@ pub fn check_file(path: &Path, offline: &Offline, vars: &Vars) -> Result<(Value,
 }
 
 /// The line `turbulence validate` prints for one file:
-/// `FILE: ok (N steps, M rollbacks)`, `FILE: invalid: <message>`, or why
-/// the file could not be read as an experiment at all.
+/// `FILE: ok (N steps, M rollbacks)` (then `; left to the run: ...` when
+/// Plan will check its targets against the account), `FILE: invalid:
+/// <message>`, or why the file could not be read as an experiment at all.
 pub fn line(path: &Path, result: &Result<(Value, Valid), Error>) -> String {
     let name = files::display(path);
     match result {
-        Ok((_, valid)) => format!("{name}: {}", valid.summary()),
+        Ok((_, valid)) => match valid.plan.left_to_the_run() {
+            left if left.is_empty() => format!("{name}: {}", valid.summary()),
+            left => format!(
+                "{name}: {}; left to the run: {}",
+                valid.summary(),
+                left.join("; ")
+            ),
+        },
         // The message without the file name in front: the line has it.
         Err(Error::Invalid { message, .. }) => format!("{name}: invalid: {message}"),
         Err(Error::Read { source, .. }) => format!("{name}: cannot read: {source}"),
@@ -371,6 +379,18 @@ mod tests {
             )
         );
         assert!(valid.plan.steps.len() >= 5);
+    }
+
+    #[test]
+    fn the_lambda_experiment_says_its_target_check_is_left_to_the_run() {
+        let path = experiments_dir().join("lambda-fault-injection.json");
+        let text = line(&path, &check_file(&path, &any(), &Vars::default()));
+        assert!(
+            text.ends_with(
+                "; left to the run: that Lambda function 'turbulence-moderation' reads '/turbulence/faults/moderation' (the turbulence-extension layer with its wrapper, or crates/inject)"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -699,6 +699,69 @@ mod guards {
         assert_eq!(w.parameters.value("/turbulence/locks/ecs/c/web"), None);
     }
 
+    fn lambda_experiment() -> Value {
+        json!({
+            "title": "faults", "description": "d",
+            "extensions": [{"name": "turbulence", "abort_alarms": [ALARM], "poll_interval_seconds": 5}],
+            "method": [{"type": "action", "name": "inject-faults",
+                "provider": {"type": "python", "module": "turbulence.faults.actions",
+                    "func": "inject_lambda_faults",
+                    "arguments": {"parameter_name": "/turbulence/faults/moderation",
+                                  "function_name": "moderation",
+                                  "configuration": {"exception": {"enabled": true}}}}}]
+        })
+    }
+
+    #[tokio::test]
+    async fn a_function_the_faults_cannot_reach_is_refused_naming_what_it_lacks() {
+        use experiment::faults::{FunctionSetup, EXEC_WRAPPER};
+        let w = World::new();
+        w.functions.tag("moderation", OPT_IN, "true");
+        let python = |variables: &[(&str, &str)], layers: &[&str]| {
+            FunctionSetup::new(
+                Some("python3.12".into()),
+                layers.iter().map(|l| l.to_string()).collect(),
+                variables
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string())),
+                Default::default(),
+            )
+        };
+        w.functions.set_up(
+            "moderation",
+            python(
+                &[("FAILURE_INJECTION_PARAM", "/turbulence/faults/moderation")],
+                &[],
+            ),
+        );
+        let m = refused(&w, lambda_experiment()).await;
+        assert!(
+            m.starts_with(
+                "activity 'inject-faults': Lambda function 'moderation' cannot take the faults"
+            ),
+            "{m}"
+        );
+        assert!(
+            m.contains("the turbulence-extension layer") && m.contains("AWS_LAMBDA_EXEC_WRAPPER"),
+            "{m}"
+        );
+        assert_eq!(w.parameters.value("/turbulence/faults/moderation"), None);
+        assert_eq!(w.parameters.value("/turbulence/runs/x/y"), None);
+
+        // Behind the layer: Plan lets it through.
+        w.functions.set_up(
+            "moderation",
+            python(
+                &[
+                    ("FAILURE_INJECTION_PARAM", "/turbulence/faults/moderation"),
+                    ("AWS_LAMBDA_EXEC_WRAPPER", EXEC_WRAPPER),
+                ],
+                &["arn:aws:lambda:us-east-1:1:layer:turbulence-extension-arm64:1"],
+            ),
+        );
+        assert!(plan(start(lambda_experiment()), &w.ports()).await.is_ok());
+    }
+
     #[tokio::test]
     async fn a_locked_target_is_refused_and_the_lock_left_to_its_holder() {
         let w = World::new();

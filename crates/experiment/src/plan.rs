@@ -321,6 +321,21 @@ impl Plan {
 }
 
 impl Plan {
+    /// The checks of this experiment's targets that need the account, which
+    /// `turbulence validate` leaves to the run (see
+    /// [`crate::faults::left_to_the_run`]).
+    pub fn left_to_the_run(&self) -> Vec<String> {
+        use crate::catalogue::Call;
+        let calls: Vec<Call> = self
+            .steps
+            .iter()
+            .filter_map(|s| s.call.as_ref())
+            .chain(self.rollbacks.iter().map(|r| &r.call))
+            .filter_map(|spec| Call::parse(spec).ok())
+            .collect();
+        crate::faults::left_to_the_run(&calls)
+    }
+
     /// Refuse two activities under a blast-radius cap (the task stops) on
     /// the same resources when one runs in the background: each checks the
     /// blast radius against what runs when it starts, so at once they

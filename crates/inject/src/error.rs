@@ -3,11 +3,9 @@
 //! has the stable error type `InjectedFault` (Step Functions `Retry` and
 //! `Catch` match on it), the handler's keeps its own diagnostic.
 
+use crate::INJECTED_FAULT;
 use lambda_runtime::Diagnostic;
 use std::fmt;
-
-/// The `errorType` of an injected exception.
-pub const INJECTED_FAULT: &str = "InjectedFault";
 
 /// What a wrapped handler can fail with.
 #[derive(Debug)]

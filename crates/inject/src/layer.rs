@@ -3,55 +3,51 @@
 //! the handler's result, so it can delay, answer a status instead of the
 //! handler, or fail with an error. A runtime-level layer only sees bytes.
 //!
-//! Costs, by case:
+//! The cache and the decision are the shared [`Injector`]'s; this is only
+//! the tower front end. Costs, by case:
 //! - no parameter configured: the inner future, mapped; no lock, no
 //!   allocation, no clock read;
 //! - configuration cached (the usual case): one uncontended read lock, a
 //!   clock read, and, when a mode is enabled, a roll per mode;
 //! - once per TTL: one invocation fetches the configuration (boxed future;
 //!   one fetch at a time, concurrent invocations keep the cached value).
-//!
-//! Every failure to get a usable configuration injects nothing and is
-//! logged once per distinct reason.
 
-use crate::config::FaultConfig;
-use crate::dice::{Dice, SeededDice};
+use crate::cache::{Builder, Current, Injector};
 use crate::error::{FaultError, InjectedFault};
-use crate::plan::{Compiled, Decision, Outcome, Plan, Roll};
+use crate::plan::{Decision, Outcome, Plan};
 use crate::response::FaultResponse;
-use crate::source::{ConfigSource, SourceError, DEFAULT_TTL};
+use crate::source::ConfigSource;
 use lambda_runtime::tower::{Layer, Service};
 use lambda_runtime::LambdaEvent;
 use pin_project_lite::pin_project;
 use serde::Serialize;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::{Duration, SystemTime};
-use tokio::sync::OwnedMutexGuard;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 
-/// How long one fetch of the configuration may take before the invocation
-/// goes ahead without faults.
-pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(2);
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-type Fetch = Box<dyn Fn() -> BoxFuture<Result<Option<String>, SourceError>> + Send + Sync>;
-type Clock = Box<dyn Fn() -> SystemTime + Send + Sync>;
+type BoxFuture<T> = crate::cache::BoxFuture<T>;
 
 /// Wraps a handler so it injects the configured faults. Cloning shares the
 /// cache: every service made from one layer reads one configuration.
 #[derive(Clone)]
 pub struct FaultLayer {
-    shared: Option<Arc<Shared>>,
+    injector: Option<Injector>,
+}
+
+impl From<Injector> for FaultLayer {
+    fn from(injector: Injector) -> Self {
+        FaultLayer {
+            injector: Some(injector),
+        }
+    }
 }
 
 impl FaultLayer {
     /// Injects nothing, costs nothing.
     pub fn disabled() -> Self {
-        FaultLayer { shared: None }
+        FaultLayer { injector: None }
     }
 
     /// The layer as Lambda runs it: the SSM parameter named by
@@ -80,6 +76,7 @@ impl FaultLayer {
                 let client = aws_sdk_ssm::Client::from_conf(ssm.build());
                 FaultLayer::builder(crate::SsmSource::new(client, name))
                     .ttl(settings.ttl)
+                    .jitter(settings.jitter)
                     .build()
             }
         }
@@ -90,78 +87,13 @@ impl FaultLayer {
         FaultLayer::builder(source).build()
     }
 
-    pub fn builder(source: impl ConfigSource) -> Builder {
-        let description = source.describe();
-        let source = Arc::new(source);
-        Builder {
-            fetch: Box::new(move || {
-                let source = Arc::clone(&source);
-                Box::pin(async move { source.fetch().await })
-            }),
-            description,
-            ttl: DEFAULT_TTL,
-            fetch_timeout: DEFAULT_FETCH_TIMEOUT,
-            dice: Box::new(SeededDice::from_entropy()),
-            clock: Box::new(SystemTime::now),
-        }
+    pub fn builder(source: impl ConfigSource) -> Builder<FaultLayer> {
+        Builder::new(source)
     }
 
     /// Whether this layer reads a configuration at all.
     pub fn is_enabled(&self) -> bool {
-        self.shared.is_some()
-    }
-}
-
-/// Options of a [`FaultLayer`] over a source.
-pub struct Builder {
-    fetch: Fetch,
-    description: String,
-    ttl: Duration,
-    fetch_timeout: Duration,
-    dice: Box<dyn Dice>,
-    clock: Clock,
-}
-
-impl Builder {
-    /// How long a fetched configuration is used before it is fetched again.
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self
-    }
-
-    /// How long a fetch may take (then: no faults until the next TTL).
-    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
-        self.fetch_timeout = timeout;
-        self
-    }
-
-    /// The randomness (e.g. `SeededDice::new(42)` in tests).
-    pub fn dice(mut self, dice: impl Dice) -> Self {
-        self.dice = Box::new(dice);
-        self
-    }
-
-    /// The wall clock used for `expires_at` and the deadline (tests).
-    pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
-        self.clock = Box::new(clock);
-        self
-    }
-
-    pub fn build(self) -> FaultLayer {
-        FaultLayer {
-            shared: Some(Arc::new(Shared {
-                fetch: self.fetch,
-                description: self.description,
-                ttl: self.ttl,
-                fetch_timeout: self.fetch_timeout,
-                dice: self.dice,
-                clock: self.clock,
-                cache: RwLock::new(None),
-                refresh: Arc::new(tokio::sync::Mutex::new(())),
-                last_report: Mutex::new(String::new()),
-                status_note: AtomicBool::new(false),
-            })),
-        }
+        self.injector.is_some()
     }
 }
 
@@ -171,142 +103,21 @@ impl<S> Layer<S> for FaultLayer {
     fn layer(&self, inner: S) -> FaultService<S> {
         FaultService {
             inner,
-            shared: self.shared.clone(),
+            injector: self.injector.clone(),
         }
     }
 }
 
-/// The per-execution-environment state: the cached plan and how to renew it.
-struct Shared {
-    fetch: Fetch,
-    description: String,
-    ttl: Duration,
-    fetch_timeout: Duration,
-    dice: Box<dyn Dice>,
-    clock: Clock,
-    cache: RwLock<Option<Entry>>,
-    /// Held by the one invocation fetching.
-    refresh: Arc<tokio::sync::Mutex<()>>,
-    /// The last state logged, so each is logged once.
-    last_report: Mutex<String>,
-    status_note: AtomicBool,
-}
-
-struct Entry {
-    /// `None`: nothing to inject.
-    plan: Option<Arc<Plan>>,
-    fetched_at: Instant,
-}
-
-enum Lookup {
-    Fresh(Option<Arc<Plan>>),
-    Stale(Option<Arc<Plan>>),
-    Empty,
-}
-
-impl Shared {
-    fn lookup(&self) -> Lookup {
-        let cache = self.cache.read().unwrap_or_else(PoisonError::into_inner);
-        match &*cache {
-            None => Lookup::Empty,
-            Some(entry) if entry.fetched_at.elapsed() < self.ttl => {
-                Lookup::Fresh(entry.plan.clone())
-            }
-            Some(entry) => Lookup::Stale(entry.plan.clone()),
-        }
-    }
-
-    /// Cold start: wait for whoever fetches first, so every invocation
-    /// sees the first configuration.
-    async fn first(self: Arc<Self>) -> Option<Arc<Plan>> {
-        let guard = Arc::clone(&self.refresh).lock_owned().await;
-        self.renew(guard).await
-    }
-
-    /// Fetch while holding the refresh lock, unless someone just did.
-    async fn renew(self: Arc<Self>, _guard: OwnedMutexGuard<()>) -> Option<Arc<Plan>> {
-        if let Lookup::Fresh(plan) = self.lookup() {
-            return plan;
-        }
-        let (plan, report) = self.fetch_plan().await;
-        *self.cache.write().unwrap_or_else(PoisonError::into_inner) = Some(Entry {
-            plan: plan.clone(),
-            fetched_at: Instant::now(),
-        });
-        self.report(report);
-        plan
-    }
-
-    async fn fetch_plan(&self) -> (Option<Arc<Plan>>, Report) {
-        let source = &self.description;
-        let text = match tokio::time::timeout(self.fetch_timeout, (self.fetch)()).await {
-            Err(_) => {
-                return (
-                    None,
-                    Report::Warn(format!(
-                        "{source}: no answer within {:?}",
-                        self.fetch_timeout
-                    )),
-                )
-            }
-            Ok(Err(e)) => return (None, Report::Warn(format!("{source} unreadable: {e}"))),
-            Ok(Ok(None)) => return (None, Report::Info(format!("{source} not found"))),
-            Ok(Ok(Some(text))) => text,
-        };
-        let config = match FaultConfig::parse_valid(&text) {
-            Ok(config) => config,
-            Err(e) => return (None, Report::Warn(format!("{source} is invalid: {e}"))),
-        };
-        match Compiled::new(&config, (self.clock)()) {
-            Compiled::Off(why) => (None, Report::Info(format!("{source}: {why}"))),
-            Compiled::Active(plan) => {
-                let report = Report::Active(format!("{source}: {}", plan.summary));
-                (Some(plan), report)
-            }
-        }
-    }
-
-    fn report(&self, report: Report) {
-        let mut last = self
-            .last_report
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let text = match &report {
-            Report::Active(t) | Report::Info(t) | Report::Warn(t) => t,
-        };
-        if *last == *text {
-            return;
-        }
-        match &report {
-            Report::Active(t) => {
-                tracing::warn!(fault_injection = "on", "fault injection active: {t}")
-            }
-            Report::Info(t) => tracing::info!(fault_injection = "off", "fault injection off: {t}"),
-            Report::Warn(t) => tracing::warn!(fault_injection = "off", "fault injection off: {t}"),
-        }
-        text.clone_into(&mut last);
-    }
-
-    fn decide<T: Serialize, R: FaultResponse>(
-        &self,
-        plan: &Plan,
-        event: &LambdaEvent<T>,
-    ) -> Decision<R> {
-        plan.decide(&Roll {
-            payload: &event.payload,
-            deadline_ms: event.context.deadline,
-            now: (self.clock)(),
-            dice: &*self.dice,
-            status_note: &self.status_note,
-        })
-    }
-}
-
-/// Injected faults are logged per invocation; configuration states once.
-enum Report {
-    Active(String),
-    Info(String),
-    Warn(String),
+fn decide<T: Serialize, R: FaultResponse>(
+    injector: &Injector,
+    plan: &Plan,
+    event: &LambdaEvent<T>,
+) -> Decision<R> {
+    injector.decide(
+        plan,
+        || serde_json::to_value(&event.payload).ok(),
+        event.context.deadline,
+    )
 }
 
 /// A handler wrapped by [`FaultLayer`].
@@ -318,7 +129,7 @@ enum Report {
 #[derive(Clone)]
 pub struct FaultService<S> {
     inner: S,
-    shared: Option<Arc<Shared>>,
+    injector: Option<Injector>,
 }
 
 impl<S, T> Service<LambdaEvent<T>> for FaultService<S>
@@ -336,24 +147,20 @@ where
     }
 
     fn call(&mut self, event: LambdaEvent<T>) -> Self::Future {
-        let FaultService { inner, shared } = self;
-        let Some(shared) = shared else {
+        let FaultService { inner, injector } = self;
+        let Some(injector) = injector else {
             return FaultFuture::handler(inner.call(event));
         };
-        let step = match shared.lookup() {
-            Lookup::Fresh(None) => return FaultFuture::handler(inner.call(event)),
-            Lookup::Fresh(Some(plan)) => return apply(inner, shared.decide(&plan, &event), event),
-            Lookup::Stale(plan) => match Arc::clone(&shared.refresh).try_lock_owned() {
-                Ok(guard) => Step::Load(Box::pin(Arc::clone(shared).renew(guard))),
-                // Someone is fetching: keep using what we have.
-                Err(_) => match plan {
-                    None => return FaultFuture::handler(inner.call(event)),
-                    Some(plan) => return apply(inner, shared.decide(&plan, &event), event),
-                },
-            },
-            Lookup::Empty => Step::Load(Box::pin(Arc::clone(shared).first())),
-        };
-        FaultFuture::pending(take_ready(inner), event, Some(Arc::clone(shared)), step)
+        match injector.current() {
+            Current::Ready(None) => FaultFuture::handler(inner.call(event)),
+            Current::Ready(Some(plan)) => apply(inner, decide(injector, &plan, &event), event),
+            Current::Load(load) => FaultFuture::pending(
+                take_ready(inner),
+                event,
+                Some(injector.clone()),
+                Step::Load(load),
+            ),
+        }
     }
 }
 
@@ -423,7 +230,7 @@ pin_project! {
         Pending {
             service: Option<S>,
             event: Option<LambdaEvent<T>>,
-            shared: Option<Arc<Shared>>,
+            injector: Option<Injector>,
             step: Step<S::Response>,
         },
         Ready { result: Option<Result<S::Response, FaultError<S::Error>>> },
@@ -451,14 +258,14 @@ where
     fn pending(
         service: S,
         event: LambdaEvent<T>,
-        shared: Option<Arc<Shared>>,
+        injector: Option<Injector>,
         step: Step<S::Response>,
     ) -> Self {
         FaultFuture {
             state: State::Pending {
                 service: Some(service),
                 event: Some(event),
-                shared,
+                injector,
                 step,
             },
         }
@@ -488,15 +295,15 @@ where
                 StateProj::Pending {
                     service,
                     event,
-                    shared,
+                    injector,
                     step,
                 } => {
                     let outcome = match step {
                         Step::Load(load) => {
                             let plan = ready!(load.as_mut().poll(cx));
-                            match (plan, shared.as_ref(), event.as_ref()) {
-                                (Some(plan), Some(shared), Some(event)) => {
-                                    let decision = shared.decide(&plan, event);
+                            match (plan, injector.as_ref(), event.as_ref()) {
+                                (Some(plan), Some(injector), Some(event)) => {
+                                    let decision = decide(injector, &plan, event);
                                     if let Some(delay) = decision.delay {
                                         let sleep = Box::pin(tokio::time::sleep(delay));
                                         *step = Step::Delay(sleep, Some(decision.outcome));

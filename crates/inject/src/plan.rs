@@ -1,12 +1,11 @@
 //! A validated configuration compiled for the hot path: durations in
 //! milliseconds, regexes built once, disabled modes dropped. Deciding what
-//! to inject for one invocation reads it and rolls the dice; the event is
-//! serialized only when a mode that fired has match rules.
+//! to inject for one invocation reads it and rolls the dice; the event's
+//! JSON is made only when a mode that fired has match rules.
 
 use crate::config::{FaultConfig, MatchRule, Operator};
 use crate::dice::{between, fires, Dice};
 use crate::response::FaultResponse;
-use serde::Serialize;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,14 +23,16 @@ pub(crate) enum Compiled {
     Off(String),
 }
 
-pub(crate) struct Plan {
+/// A configuration compiled for deciding invocations: what
+/// [`Injector::current`](crate::Injector::current) hands out.
+pub struct Plan {
     expires_at: Option<SystemTime>,
     latency: Option<Gate<(u64, u64)>>,
     timeout: Option<Gate<u64>>,
     status: Option<Gate<u16>>,
     exception: Option<Gate<String>>,
     /// For the log: what is active.
-    pub summary: String,
+    pub(crate) summary: String,
     expiry_logged: AtomicBool,
 }
 
@@ -57,14 +58,20 @@ enum Test {
 
 /// One invocation's faults, in failure-lambda's order: wait, then answer
 /// a status, or fail, or call the handler.
-pub(crate) struct Decision<R> {
+#[derive(Debug, PartialEq)]
+pub struct Decision<R> {
+    /// Sleep this long first (already capped below the deadline).
     pub delay: Option<Duration>,
     pub outcome: Outcome<R>,
 }
 
-pub(crate) enum Outcome<R> {
+#[derive(Debug, PartialEq)]
+pub enum Outcome<R> {
+    /// Run the handler.
     Handler,
+    /// Answer this instead of the handler (the statuscode mode).
     Respond(R),
+    /// Fail with an `InjectedFault` error carrying this message.
     Raise(String),
 }
 
@@ -74,9 +81,10 @@ pub(crate) enum Outcome<R> {
 /// delay at zero.
 pub(crate) const PLAUSIBLE_DEADLINE_MS: u64 = 1_000_000_000_000;
 
-/// Per-call inputs from the layer.
-pub(crate) struct Roll<'a, T> {
-    pub payload: &'a T,
+/// Per-call inputs from a front end.
+pub(crate) struct Roll<'a, F> {
+    /// Makes the event's JSON (called at most once, only for match rules).
+    pub event: F,
     /// The invocation's deadline (`Context::deadline`, ms since the epoch;
     /// unknown when below [`PLAUSIBLE_DEADLINE_MS`]).
     pub deadline_ms: u64,
@@ -205,7 +213,10 @@ fn text(v: &Value) -> Cow<'_, str> {
 }
 
 impl Plan {
-    pub fn decide<T: Serialize, R: FaultResponse>(&self, roll: &Roll<'_, T>) -> Decision<R> {
+    pub(crate) fn decide<R: FaultResponse, F: FnOnce() -> Option<Value>>(
+        &self,
+        roll: Roll<'_, F>,
+    ) -> Decision<R> {
         let mut decision = Decision {
             delay: None,
             outcome: Outcome::Handler,
@@ -220,6 +231,7 @@ impl Plan {
             return decision;
         }
         // The event as JSON, made once and only if a rule needs it.
+        let mut make = Some(roll.event);
         let mut event: Option<Option<Value>> = None;
         let mut passes = |percentage: f64, rules: &[Rule]| {
             if !fires(percentage, roll.dice) {
@@ -228,8 +240,8 @@ impl Plan {
             if rules.is_empty() {
                 return true;
             }
-            let json = event.get_or_insert_with(|| serde_json::to_value(roll.payload).ok());
-            // An event that does not serialize matches nothing.
+            let json = event.get_or_insert_with(|| make.take().and_then(|f| f()));
+            // An event that is not JSON matches nothing.
             json.as_ref()
                 .is_some_and(|json| rules.iter().all(|r| r.holds(json)))
         };

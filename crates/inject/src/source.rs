@@ -1,6 +1,7 @@
 //! Where the configuration text comes from, behind a trait: SSM in Lambda
-//! (feature `ssm`), a fixed value in tests and local runs. And the two
-//! environment variables that switch the layer on, read once.
+//! (feature `ssm` here; the Runtime API proxy signs its own GetParameter),
+//! a fixed value in tests and local runs. And the environment variables
+//! that switch injection on and tune its cache, read once.
 
 use std::future::Future;
 use std::time::Duration;
@@ -17,6 +18,10 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(5);
 /// `FAILURE_CACHE_TTL` is not taken below this: the SSM quota is shared by
 /// the account (40 GetParameter/s by default).
 pub const MIN_ENV_TTL: Duration = Duration::from_secs(1);
+/// The part of the TTL (0–1) an environment's first refresh comes early by,
+/// at random, so environments started together do not read in step.
+pub const JITTER_VAR: &str = "FAILURE_CACHE_JITTER";
+pub const DEFAULT_JITTER: f64 = 0.5;
 
 /// A place the configuration is read from.
 ///
@@ -62,14 +67,16 @@ impl ConfigSource for StaticSource {
     }
 }
 
-/// The layer's settings from the environment, read once at construction.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The injector's settings from the environment, read once at start.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// `FAILURE_INJECTION_PARAM`, else `CHAOS_PARAM`; `None`: the layer is
-    /// a pass-through.
+    /// `FAILURE_INJECTION_PARAM`, else `CHAOS_PARAM`; `None`: injection is
+    /// off (a pass-through).
     pub parameter: Option<String>,
     /// `FAILURE_CACHE_TTL` seconds (at least 1), else [`DEFAULT_TTL`].
     pub ttl: Duration,
+    /// `FAILURE_CACHE_JITTER` (0–1), else [`DEFAULT_JITTER`].
+    pub jitter: f64,
 }
 
 impl Settings {
@@ -103,7 +110,23 @@ impl Settings {
                 }
             },
         };
-        Settings { parameter, ttl }
+        let jitter = match present(JITTER_VAR) {
+            None => DEFAULT_JITTER,
+            Some(raw) => match raw.trim().parse::<f64>() {
+                Ok(j) if (0.0..=1.0).contains(&j) => j,
+                _ => {
+                    tracing::warn!(
+                        "{JITTER_VAR}={raw:?} is not a fraction between 0 and 1; using {DEFAULT_JITTER}"
+                    );
+                    DEFAULT_JITTER
+                }
+            },
+        };
+        Settings {
+            parameter,
+            ttl,
+            jitter,
+        }
     }
 }
 
@@ -207,6 +230,21 @@ mod tests {
         assert_eq!(settings(&[(TTL_VAR, "soon")]).ttl, DEFAULT_TTL);
         assert_eq!(settings(&[(TTL_VAR, "-3")]).ttl, DEFAULT_TTL);
         assert_eq!(settings(&[(TTL_VAR, "NaN")]).ttl, DEFAULT_TTL);
+    }
+
+    #[test]
+    fn the_jitter_is_a_fraction_of_the_ttl() {
+        assert_eq!(settings(&[]).jitter, DEFAULT_JITTER);
+        assert_eq!(settings(&[(JITTER_VAR, "0")]).jitter, 0.0);
+        assert_eq!(settings(&[(JITTER_VAR, "0.25")]).jitter, 0.25);
+        assert_eq!(settings(&[(JITTER_VAR, "1")]).jitter, 1.0);
+        for bad in ["2", "-0.1", "NaN", "lots"] {
+            assert_eq!(
+                settings(&[(JITTER_VAR, bad)]).jitter,
+                DEFAULT_JITTER,
+                "{bad}"
+            );
+        }
     }
 
     #[cfg(feature = "ssm")]

@@ -107,11 +107,16 @@ impl Rig {
         Rig::with(Scripted::new(config), |b| b)
     }
 
-    fn with(source: Scripted, options: impl FnOnce(Builder) -> Builder) -> Rig {
+    fn with(
+        source: Scripted,
+        options: impl FnOnce(Builder<FaultLayer>) -> Builder<FaultLayer>,
+    ) -> Rig {
         let wall = Wall::new();
         let clock = wall.clone();
+        // No jitter: these tests count refreshes against exact TTLs.
         let builder = FaultLayer::builder(source.clone())
             .dice(SeededDice::new(42))
+            .jitter(0.0)
             .clock(move || clock.now());
         let layer = options(builder).build();
         let handled = Arc::new(AtomicUsize::new(0));
