@@ -153,6 +153,9 @@ fn stack_json(stack: &Stack) -> Value {
         "state_machine_arn": stack.state_machine_arn,
         "dead_letter_queue_url": stack.dlq_url,
         "abort_alarm": stack.abort_alarm,
+        // What the shipped Lambda experiment takes with --var on this stack.
+        "moderation_function": stack.moderation_function,
+        "moderation_fault_parameter": stack.moderation_fault_parameter(),
     })
 }
 

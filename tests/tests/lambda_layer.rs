@@ -399,7 +399,13 @@ fn injecting(stack: &local::Stack, function: &str, parameter: &str) -> Value {
 async fn plan_refuses_a_function_without_the_layer_naming_what_is_missing() {
     let _shared = SSM_THROTTLE.read().await;
     let (local, stack) = LocalStack::for_tests_with_stack("layerless").await;
-    let parameter = format!("/turbulence/faults/{}", unique_name("layerless"));
+    // Under the stack's FaultParameterPrefix: the only parameters its
+    // action function may write.
+    let parameter = format!(
+        "{}{}",
+        stack.fault_parameter_prefix,
+        unique_name("layerless")
+    );
     // It reads the parameter, but nothing would read it for the handler.
     let bare = deploy(
         &local,
