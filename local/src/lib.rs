@@ -102,6 +102,7 @@ pub struct LocalStack {
     iam: aws_sdk_iam::Client,
     autoscaling: aws_sdk_applicationautoscaling::Client,
     ssm: aws_sdk_ssm::Client,
+    elbv2: aws_sdk_elasticloadbalancingv2::Client,
 }
 
 /// One deployed copy of the control plane's state machine and its queue and alarm.
@@ -208,6 +209,16 @@ impl Reconciler {
     }
 }
 
+/// A load balancer and a target group of IP targets, for the elbv2
+/// activities (`create_load_balancing_target`).
+#[derive(Clone, Debug)]
+pub struct LoadBalancingTarget {
+    pub target_group: String,
+    pub target_group_arn: String,
+    pub load_balancer: String,
+    pub load_balancer_arn: String,
+}
+
 #[derive(Clone, Debug)]
 pub struct EcsTarget {
     pub cluster: String,
@@ -289,6 +300,7 @@ impl LocalStack {
             iam: aws_sdk_iam::Client::new(&config),
             autoscaling: aws_sdk_applicationautoscaling::Client::new(&config),
             ssm: aws_sdk_ssm::Client::new(&config),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&config),
         })
     }
 
@@ -440,6 +452,140 @@ impl LocalStack {
             .trim_end_matches('/')
             .to_string();
         http_call(&authority, method, path, headers, body).await
+    }
+
+    /// The subnets of moto's default VPC and that VPC: a query request of
+    /// its own, as [`LocalStack::run_instances`] makes.
+    async fn default_subnets(&self) -> Result<(Vec<String>, String)> {
+        let body = "Action=DescribeSubnets&Version=2016-11-15&Filter.1.Name=default-for-az&Filter.1.Value.1=true";
+        let headers = format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 \
+             Credential=testing/20260101/{REGION}/ec2/aws4_request, SignedHeaders=host, Signature=0\r\n"
+        );
+        let (status, answer) = self.request("POST", "/", &headers, body).await?;
+        let values = |tag: &str| -> Vec<String> {
+            answer
+                .split(&format!("<{tag}>"))
+                .skip(1)
+                .filter_map(|rest| {
+                    rest.split_once(&format!("</{tag}>"))
+                        .map(|(v, _)| v.to_string())
+                })
+                .collect()
+        };
+        let (subnets, vpcs) = (values("subnetId"), values("vpcId"));
+        match vpcs.first() {
+            Some(vpc) if status == 200 && subnets.len() >= 2 => Ok((subnets, vpc.clone())),
+            _ => Err(Error::Unexpected(format!(
+                "DescribeSubnets: {status} {answer}"
+            ))),
+        }
+    }
+
+    /// An application load balancer in moto's default VPC and a target
+    /// group of `targets` IP targets (which moto reports healthy), both
+    /// with the opt-in tag when `opt_in`.
+    pub async fn create_load_balancing_target(
+        &self,
+        prefix: &str,
+        targets: usize,
+        opt_in: bool,
+    ) -> Result<LoadBalancingTarget> {
+        use aws_sdk_elasticloadbalancingv2::types::{Tag, TargetDescription, TargetTypeEnum};
+        let (subnets, vpc) = self.default_subnets().await?;
+        let tags = opt_in.then(|| {
+            vec![Tag::builder()
+                .key(manifest::OPT_IN_TAG)
+                .value("true")
+                .build()]
+        });
+        let (load_balancer, target_group) = (format!("{prefix}-lb"), format!("{prefix}-tg"));
+        let lb = self
+            .elbv2
+            .create_load_balancer()
+            .name(&load_balancer)
+            .set_subnets(Some(subnets[..2].to_vec()))
+            .set_tags(tags.clone())
+            .send()
+            .await
+            .map_err(aws(format!("CreateLoadBalancer {load_balancer}")))?;
+        let load_balancer_arn = lb.load_balancers()[0]
+            .load_balancer_arn()
+            .unwrap_or_default()
+            .to_string();
+        let tg = self
+            .elbv2
+            .create_target_group()
+            .name(&target_group)
+            .target_type(TargetTypeEnum::Ip)
+            .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+            .port(80)
+            .vpc_id(&vpc)
+            .set_tags(tags)
+            .send()
+            .await
+            .map_err(aws(format!("CreateTargetGroup {target_group}")))?;
+        let target_group_arn = tg.target_groups()[0]
+            .target_group_arn()
+            .unwrap_or_default()
+            .to_string();
+        let descriptions = (0..targets)
+            .map(|i| {
+                TargetDescription::builder()
+                    .id(format!("10.0.0.{}", 10 + i))
+                    .port(80)
+                    .build()
+            })
+            .collect();
+        self.elbv2
+            .register_targets()
+            .target_group_arn(&target_group_arn)
+            .set_targets(Some(descriptions))
+            .send()
+            .await
+            .map_err(aws(format!("RegisterTargets {target_group}")))?;
+        Ok(LoadBalancingTarget {
+            target_group,
+            target_group_arn,
+            load_balancer,
+            load_balancer_arn,
+        })
+    }
+
+    /// The IDs of the target group's registered targets.
+    pub async fn registered_targets(&self, target: &LoadBalancingTarget) -> Result<Vec<String>> {
+        let out = self
+            .elbv2
+            .describe_target_health()
+            .target_group_arn(&target.target_group_arn)
+            .send()
+            .await
+            .map_err(aws(format!("DescribeTargetHealth {}", target.target_group)))?;
+        let mut ids: Vec<String> = out
+            .target_health_descriptions()
+            .iter()
+            .filter_map(|d| d.target().and_then(|t| t.id()).map(str::to_string))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Whether the load balancer's access logs are on.
+    pub async fn access_logs_enabled(&self, target: &LoadBalancingTarget) -> Result<bool> {
+        let out = self
+            .elbv2
+            .describe_load_balancer_attributes()
+            .load_balancer_arn(&target.load_balancer_arn)
+            .send()
+            .await
+            .map_err(aws(format!(
+                "DescribeLoadBalancerAttributes {}",
+                target.load_balancer
+            )))?;
+        Ok(out
+            .attributes()
+            .iter()
+            .any(|a| a.key() == Some("access_logs.s3.enabled") && a.value() == Some("true")))
     }
 
     /// A Lambda function that is only a target of guards (never invoked),

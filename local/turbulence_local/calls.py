@@ -152,6 +152,17 @@ RESOURCES: dict[str, Callable[[Context, dict[str, Any]], list[str]]] = {
     "ecs:ListContainerInstances": lambda c, p: [_ecs_cluster(c, p.get("cluster"))],
     "ecs:DescribeContainerInstances": _container_instances,
     "ecs:UpdateContainerInstancesState": _container_instances,
+    # Elastic Load Balancing's Describe calls have no resource-level permissions.
+    "elasticloadbalancing:DescribeTargetGroups": lambda c, p: ["*"],
+    "elasticloadbalancing:DescribeTargetHealth": lambda c, p: ["*"],
+    "elasticloadbalancing:DescribeLoadBalancers": lambda c, p: ["*"],
+    "elasticloadbalancing:DescribeLoadBalancerAttributes": lambda c, p: ["*"],
+    "elasticloadbalancing:DescribeTags": lambda c, p: ["*"],
+    "elasticloadbalancing:DeregisterTargets": lambda c, p: [p["TargetGroupArn"]],
+    "elasticloadbalancing:RegisterTargets": lambda c, p: [p["TargetGroupArn"]],
+    "elasticloadbalancing:SetSecurityGroups": lambda c, p: [p["LoadBalancerArn"]],
+    "elasticloadbalancing:SetSubnets": lambda c, p: [p["LoadBalancerArn"]],
+    "elasticloadbalancing:ModifyLoadBalancerAttributes": lambda c, p: [p["LoadBalancerArn"]],
 }
 
 # Condition keys a request carries, beside aws:ResourceTag.
@@ -165,7 +176,8 @@ CONDITION_KEYS: dict[str, Callable[[Context, dict[str, Any]], dict[str, str]]] =
 
 
 def resource_tags(account: str, region: str, arn: str) -> dict[str, str]:
-    """The tags moto holds for an ECS service or task, or a Lambda function."""
+    """The tags moto holds for an ECS service or task, a Lambda function, or a
+    load balancer or target group."""
     try:
         if ":ecs:" in arn and (":service/" in arn or ":task/" in arn):
             from moto.ecs.models import ecs_backends
@@ -182,6 +194,10 @@ def resource_tags(account: str, region: str, arn: str) -> dict[str, str]:
             from moto.awslambda.utils import get_backend
 
             return dict(get_backend(account, region).list_tags(arn) or {})
+        if ":elasticloadbalancing:" in arn:
+            from moto.elbv2.models import elbv2_backends
+
+            return dict(elbv2_backends[account][region].tagging_service.get_tag_dict_for_resource(arn))
     except Exception:  # noqa: BLE001 - a resource that is gone has no tags
         return {}
     return {}

@@ -812,3 +812,77 @@ async fn row_13_stop_execution_while_an_ecs_service_is_reconfigured() {
     assert_eq!(m[0]["error"], "ExperimentInterrupted");
     clean(13, "StopExecution while an ECS service is reconfigured");
 }
+
+#[tokio::test]
+async fn row_14_stop_execution_while_a_target_is_deregistered() {
+    let _shared = THROTTLE.read().await;
+    let (local, stack) = LocalStack::for_tests_with_stack("m14-elbv2").await;
+    let target = local
+        .create_load_balancing_target(&stack.prefix, 3, true)
+        .await
+        .unwrap();
+    let before = local.registered_targets(&target).await.unwrap();
+    let action = |name: &str, func: &str, arguments: Value| {
+        json!({"type": "action", "name": name, "provider": {"type": "python",
+            "module": "chaosaws.elbv2.actions", "func": func, "arguments": arguments}})
+    };
+    let mut deregister = action(
+        "deregister",
+        "deregister_target",
+        json!({"tg_name": target.target_group}),
+    );
+    deregister["pauses"] = json!({"after": 3600});
+    let doc = json!({
+        "title": "a target out of its group for an hour",
+        "description": "stopped from the console in the middle",
+        "method": [
+            action("log", "enable_access_log", json!({"load_balancer_arn": target.load_balancer_arn,
+                "enable": true, "bucket_name": "access-logs"})),
+            deregister,
+        ],
+        "extensions": [{"name": "turbulence", "abort_alarms": [stack.abort_alarm],
+            "poll_interval_seconds": POLL_SECONDS, "time_scale": SLOW}],
+    });
+    let execution = local.start_execution(&stack, &doc).await.unwrap();
+    eventually("the deregistration", || async {
+        local.registered_targets(&target).await.unwrap().len() == 2
+    })
+    .await;
+    // In the hour's wait now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(local.access_logs_enabled(&target).await.unwrap());
+    local
+        .sfn()
+        .stop_execution()
+        .execution_arn(&execution)
+        .cause("stopped from the console")
+        .send()
+        .await
+        .unwrap();
+    let done = local.wait_for(&execution, RUN_TIMEOUT).await.unwrap();
+    assert_eq!(done.status, "ABORTED");
+    eventually("the janitor's undos", || async {
+        local.registered_targets(&target).await.unwrap() == before
+            && !local.access_logs_enabled(&target).await.unwrap()
+    })
+    .await;
+    let record = experiment::guards::RunRecord::parameter(&execution).unwrap();
+    eventually("the run record's removal", || async {
+        local.parameter(&record).await.unwrap().is_none()
+    })
+    .await;
+    let lock = format!(
+        "{}elbv2-tg/{}",
+        experiment::guards::LOCK_PREFIX,
+        target.target_group
+    );
+    assert_eq!(
+        local.parameter(&lock).await.unwrap(),
+        None,
+        "{lock} released"
+    );
+    let messages = local.dlq_messages(&stack).await.unwrap();
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert_eq!(messages[0]["error"], "ExperimentInterrupted");
+    clean(14, "StopExecution while a target is deregistered");
+}

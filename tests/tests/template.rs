@@ -212,6 +212,27 @@ const STAR_RESOURCE_ALLOWED: &[(&str, Option<&str>, &str)] = &[
     ("cloudwatch:GetMetricStatistics", None, NO_RESOURCE_LEVEL),
     ("cloudwatch:GetMetricData", None, NO_RESOURCE_LEVEL),
     ("lambda:ListEventSourceMappings", None, NO_RESOURCE_LEVEL),
+    (
+        "elasticloadbalancing:DescribeTargetGroups",
+        None,
+        NO_RESOURCE_LEVEL,
+    ),
+    (
+        "elasticloadbalancing:DescribeTargetHealth",
+        None,
+        NO_RESOURCE_LEVEL,
+    ),
+    (
+        "elasticloadbalancing:DescribeLoadBalancers",
+        None,
+        NO_RESOURCE_LEVEL,
+    ),
+    (
+        "elasticloadbalancing:DescribeLoadBalancerAttributes",
+        None,
+        NO_RESOURCE_LEVEL,
+    ),
+    ("elasticloadbalancing:DescribeTags", None, NO_RESOURCE_LEVEL),
     ("xray:PutTraceSegments", None, NO_RESOURCE_LEVEL),
     ("xray:PutTelemetryRecords", None, NO_RESOURCE_LEVEL),
     ("xray:GetSamplingRules", None, NO_RESOURCE_LEVEL),

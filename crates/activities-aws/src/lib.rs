@@ -6,6 +6,7 @@
 mod awslambda;
 mod cloudwatch;
 mod ecs;
+mod elbv2;
 mod sfn;
 mod sqs;
 mod ssm;
@@ -13,6 +14,7 @@ mod ssm;
 pub use awslambda::AwsFunctions;
 pub use cloudwatch::{AwsAlarms, AwsMetrics};
 pub use ecs::AwsEcs;
+pub use elbv2::AwsLoadBalancing;
 pub use sfn::AwsExecutions;
 pub use sqs::AwsDeadLetters;
 pub use ssm::AwsParameters;

@@ -959,3 +959,238 @@ impl Executions for FakeExecutions {
         Ok(self.state().last.get(execution).cloned())
     }
 }
+
+/// A fake target: (id, port, health state).
+type FakeTarget = (String, Option<i32>, String);
+
+#[derive(Default)]
+struct LoadBalancingState {
+    /// name -> (arn, targets)
+    groups: BTreeMap<String, (String, Vec<FakeTarget>)>,
+    /// name -> (arn, kind, security groups, subnets, access log (on, bucket))
+    balancers: BTreeMap<String, crate::elbv2::LoadBalancer>,
+    access_logs: BTreeMap<String, (bool, Option<String>)>,
+    tags: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Target groups and load balancers a test makes; every target healthy
+/// until a test says otherwise.
+#[derive(Default)]
+pub struct FakeLoadBalancing(Mutex<LoadBalancingState>);
+
+impl FakeLoadBalancing {
+    fn state(&self) -> std::sync::MutexGuard<'_, LoadBalancingState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A target group of `n` healthy instance targets on port 80.
+    pub fn with_target_group(self, name: &str, n: usize) -> Self {
+        let arn =
+            format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/{name}/0123");
+        let targets = (0..n)
+            .map(|i| (format!("i-{i:017}"), Some(80), "healthy".to_string()))
+            .collect();
+        self.state().groups.insert(name.into(), (arn, targets));
+        self
+    }
+
+    /// A load balancer of this kind, in security group `sg-1`, subnets
+    /// `subnet-1` and `subnet-2`, access logs off.
+    pub fn with_load_balancer(self, name: &str, kind: &str) -> Self {
+        let arn = format!(
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/{name}/0123"
+        );
+        self.state().balancers.insert(
+            name.into(),
+            crate::elbv2::LoadBalancer {
+                name: name.into(),
+                arn,
+                kind: kind.into(),
+                security_groups: vec!["sg-1".into()],
+                subnets: vec!["subnet-1".into(), "subnet-2".into()],
+            },
+        );
+        self
+    }
+
+    pub fn tag(&self, arn: &str, key: &str, value: &str) {
+        self.state()
+            .tags
+            .entry(arn.into())
+            .or_default()
+            .insert(key.into(), value.into());
+    }
+
+    pub fn arn_of(&self, name: &str) -> String {
+        let s = self.state();
+        s.balancers
+            .get(name)
+            .map(|l| l.arn.clone())
+            .or_else(|| s.groups.get(name).map(|g| g.0.clone()))
+            .unwrap_or_default()
+    }
+
+    /// The ids of a group's targets.
+    pub fn registered(&self, group: &str) -> Vec<String> {
+        self.state()
+            .groups
+            .get(group)
+            .map(|g| g.1.iter().map(|t| t.0.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn set_state(&self, group: &str, target: usize, state: &str) {
+        if let Some(g) = self.state().groups.get_mut(group) {
+            if let Some(t) = g.1.get_mut(target) {
+                t.2 = state.into();
+            }
+        }
+    }
+
+    /// (security groups, subnets) of a load balancer.
+    pub fn network(&self, name: &str) -> (Vec<String>, Vec<String>) {
+        self.state()
+            .balancers
+            .get(name)
+            .map(|l| (l.security_groups.clone(), l.subnets.clone()))
+            .unwrap_or_default()
+    }
+
+    fn group_of_arn<'a>(
+        s: &'a mut LoadBalancingState,
+        arn: &str,
+    ) -> Result<&'a mut Vec<FakeTarget>, AwsError> {
+        s.groups
+            .values_mut()
+            .find(|g| g.0 == arn)
+            .map(|g| &mut g.1)
+            .ok_or_else(|| AwsError::NotFound(format!("no target group '{arn}'")))
+    }
+
+    fn balancer_of_arn<'a>(
+        s: &'a mut LoadBalancingState,
+        arn: &str,
+    ) -> Result<&'a mut crate::elbv2::LoadBalancer, AwsError> {
+        s.balancers
+            .values_mut()
+            .find(|l| l.arn == arn)
+            .ok_or_else(|| AwsError::NotFound(format!("no load balancer '{arn}'")))
+    }
+}
+
+#[async_trait]
+impl crate::elbv2::LoadBalancing for FakeLoadBalancing {
+    async fn target_groups(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<crate::elbv2::TargetGroup>, AwsError> {
+        let s = self.state();
+        names
+            .iter()
+            .map(|n| {
+                s.groups
+                    .get(n)
+                    .map(|g| crate::elbv2::TargetGroup {
+                        name: n.clone(),
+                        arn: g.0.clone(),
+                    })
+                    .ok_or_else(|| AwsError::NotFound(format!("no target group '{n}'")))
+            })
+            .collect()
+    }
+
+    async fn target_health(
+        &self,
+        target_group_arn: &str,
+    ) -> Result<Vec<crate::elbv2::TargetHealth>, AwsError> {
+        let mut s = self.state();
+        Ok(Self::group_of_arn(&mut s, target_group_arn)?
+            .iter()
+            .map(|(id, port, state)| crate::elbv2::TargetHealth {
+                id: id.clone(),
+                port: *port,
+                state: state.clone(),
+            })
+            .collect())
+    }
+
+    async fn deregister_targets(
+        &self,
+        target_group_arn: &str,
+        targets: &[(String, Option<i32>)],
+    ) -> Result<(), AwsError> {
+        let mut s = self.state();
+        Self::group_of_arn(&mut s, target_group_arn)?
+            .retain(|(id, _, _)| !targets.iter().any(|(t, _)| t == id));
+        Ok(())
+    }
+
+    async fn register_targets(
+        &self,
+        target_group_arn: &str,
+        targets: &[(String, Option<i32>)],
+    ) -> Result<(), AwsError> {
+        let mut s = self.state();
+        let group = Self::group_of_arn(&mut s, target_group_arn)?;
+        for (id, port) in targets {
+            if !group.iter().any(|(t, _, _)| t == id) {
+                group.push((id.clone(), *port, "healthy".into()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_balancers(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<crate::elbv2::LoadBalancer>, AwsError> {
+        let s = self.state();
+        names
+            .iter()
+            .map(|n| {
+                s.balancers
+                    .values()
+                    .find(|l| &l.name == n || &l.arn == n)
+                    .cloned()
+                    .ok_or_else(|| AwsError::NotFound(format!("no load balancer '{n}'")))
+            })
+            .collect()
+    }
+
+    async fn set_security_groups(&self, arn: &str, groups: &[String]) -> Result<(), AwsError> {
+        let mut s = self.state();
+        Self::balancer_of_arn(&mut s, arn)?.security_groups = groups.to_vec();
+        Ok(())
+    }
+
+    async fn set_subnets(&self, arn: &str, subnets: &[String]) -> Result<(), AwsError> {
+        let mut s = self.state();
+        Self::balancer_of_arn(&mut s, arn)?.subnets = subnets.to_vec();
+        Ok(())
+    }
+
+    async fn access_log(&self, arn: &str) -> Result<(bool, Option<String>), AwsError> {
+        Ok(self
+            .state()
+            .access_logs
+            .get(arn)
+            .cloned()
+            .unwrap_or((false, None)))
+    }
+
+    async fn set_access_log(
+        &self,
+        arn: &str,
+        enabled: bool,
+        bucket: Option<&str>,
+    ) -> Result<(), AwsError> {
+        self.state()
+            .access_logs
+            .insert(arn.into(), (enabled, bucket.map(str::to_string)));
+        Ok(())
+    }
+
+    async fn tags(&self, arn: &str) -> Result<BTreeMap<String, String>, AwsError> {
+        Ok(self.state().tags.get(arn).cloned().unwrap_or_default())
+    }
+}

@@ -14,6 +14,7 @@ pub mod awslambda;
 pub mod catalogue;
 pub mod cloudwatch;
 pub mod ecs;
+pub mod elbv2;
 pub mod faults;
 pub mod guard;
 pub mod http;
@@ -44,6 +45,7 @@ pub struct Ports<'a> {
     pub metrics: &'a dyn Metrics,
     pub parameters: &'a dyn Parameters,
     pub functions: &'a dyn Functions,
+    pub load_balancing: &'a dyn elbv2::LoadBalancing,
     /// Background activities' executions (and, for the janitor, ended ones).
     pub executions: &'a dyn Executions,
     /// The function's environment, read once at cold start: configuration
@@ -61,6 +63,7 @@ impl<'a> Ports<'a> {
             metrics: &Unavailable,
             parameters: &Unavailable,
             functions: &Unavailable,
+            load_balancing: &Unavailable,
             executions: &Unavailable,
             environment,
         }

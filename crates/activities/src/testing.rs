@@ -7,7 +7,8 @@ use rand::SeedableRng;
 use serde_json::Value;
 
 use crate::fake::{
-    FakeAlarms, FakeEcs, FakeExecutions, FakeFunctions, FakeMetrics, FakeParameters,
+    FakeAlarms, FakeEcs, FakeExecutions, FakeFunctions, FakeLoadBalancing, FakeMetrics,
+    FakeParameters,
 };
 use crate::{ActivityError, AwsError, BlastRadius, Call, Context, Outcome, Ports, Undo, UndoLog};
 
@@ -46,6 +47,7 @@ pub struct T {
     pub alarms: FakeAlarms,
     pub parameters: FakeParameters,
     pub functions: FakeFunctions,
+    pub load_balancing: FakeLoadBalancing,
     pub metrics: FakeMetrics,
     pub executions: std::sync::Arc<FakeExecutions>,
     pub runs: Vec<String>,
@@ -67,6 +69,7 @@ impl T {
             alarms: FakeAlarms::default(),
             parameters: FakeParameters::default(),
             functions: FakeFunctions::default(),
+            load_balancing: FakeLoadBalancing::default(),
             metrics: FakeMetrics::default(),
             executions: Default::default(),
             runs: Vec::new(),
@@ -98,6 +101,7 @@ impl T {
             metrics: &self.metrics,
             parameters: &self.parameters,
             functions: &self.functions,
+            load_balancing: &self.load_balancing,
             executions: &*self.executions,
             environment: &self.environment,
         }
@@ -110,6 +114,7 @@ impl T {
             metrics: &self.metrics,
             parameters: &self.parameters,
             functions: &self.functions,
+            load_balancing: &self.load_balancing,
             executions: &*self.executions,
             environment: &self.environment,
         };

@@ -7,46 +7,6 @@ use crate::catalogue::{Module, Refusal};
 /// Why a function of a service without a module does not run.
 const NO_MODULE: &str = "Turbulence has no module for this service yet";
 
-pub static ELBV2: Module = Module {
-    service: "elbv2",
-    title: "Elastic Load Balancing",
-    activities: &[],
-    refused: &[
-        Refusal::not_native(
-            "chaosaws.elbv2.actions.deregister_target",
-            "not in the catalogue yet",
-        ),
-        Refusal::not_native(
-            "chaosaws.elbv2.actions.set_security_groups",
-            "not in the catalogue yet",
-        ),
-        Refusal::not_native(
-            "chaosaws.elbv2.actions.set_subnets",
-            "not in the catalogue yet",
-        ),
-        Refusal::destructive(
-            "chaosaws.elbv2.actions.delete_load_balancer",
-            "the load balancer, its listeners and its DNS name are gone",
-        ),
-        Refusal::not_native(
-            "chaosaws.elbv2.actions.enable_access_log",
-            "not in the catalogue yet",
-        ),
-        Refusal::not_native(
-            "chaosaws.elbv2.probes.targets_health_count",
-            "not in the catalogue yet",
-        ),
-        Refusal::not_native(
-            "chaosaws.elbv2.probes.all_targets_healthy",
-            "not in the catalogue yet",
-        ),
-        Refusal::not_native(
-            "chaosaws.elbv2.probes.is_access_log_enabled",
-            "not in the catalogue yet",
-        ),
-    ],
-};
-
 pub static ASG: Module = Module {
     service: "asg",
     title: "Amazon EC2 Auto Scaling",

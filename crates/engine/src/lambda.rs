@@ -1,10 +1,13 @@
 //! What every function's `main` does once, at cold start: logging and the
 //! AWS clients. Nothing here runs per invocation.
 
+use activities::elbv2::LoadBalancing;
 use activities::{
     Alarms, DeadLetters, Ecs, Executions, Functions, Metrics, Parameters, Ports, Unavailable,
 };
-use activities_aws::{AwsAlarms, AwsDeadLetters, AwsEcs, AwsFunctions, AwsMetrics, AwsParameters};
+use activities_aws::{
+    AwsAlarms, AwsDeadLetters, AwsEcs, AwsFunctions, AwsLoadBalancing, AwsMetrics, AwsParameters,
+};
 use std::time::{Duration, SystemTime};
 
 /// JSON logs in Lambda (`AWS_LAMBDA_LOG_FORMAT=JSON`), at the level of
@@ -44,6 +47,7 @@ pub struct Aws {
     dead_letters: Option<Box<dyn DeadLetters>>,
     parameters: Option<Box<dyn Parameters>>,
     functions: Option<Box<dyn Functions>>,
+    load_balancing: Option<Box<dyn LoadBalancing>>,
     executions: Option<Box<dyn Executions>>,
     /// The environment at cold start.
     pub environment: std::collections::BTreeMap<String, String>,
@@ -59,6 +63,7 @@ impl Aws {
             dead_letters: None,
             parameters: None,
             functions: None,
+            load_balancing: None,
             executions: None,
             environment: std::env::vars().collect(),
         }
@@ -99,6 +104,12 @@ impl Aws {
         self
     }
 
+    pub fn with_load_balancing(mut self) -> Aws {
+        let client = aws_sdk_elasticloadbalancingv2::Client::new(&self.config);
+        self.load_balancing = Some(Box::new(AwsLoadBalancing(client)));
+        self
+    }
+
     /// Step Functions: background activities and the janitor.
     pub fn with_executions(mut self) -> Aws {
         let client = aws_sdk_sfn::Client::new(&self.config);
@@ -113,6 +124,7 @@ impl Aws {
             .with_metrics()
             .with_parameters()
             .with_functions()
+            .with_load_balancing()
     }
 
     pub fn ports(&self) -> Ports<'_> {
@@ -122,6 +134,7 @@ impl Aws {
             metrics: self.metrics.as_deref().unwrap_or(&Unavailable),
             parameters: self.parameters.as_deref().unwrap_or(&Unavailable),
             functions: self.functions.as_deref().unwrap_or(&Unavailable),
+            load_balancing: self.load_balancing.as_deref().unwrap_or(&Unavailable),
             executions: self.executions.as_deref().unwrap_or(&Unavailable),
             ..Ports::unavailable(&self.environment)
         }

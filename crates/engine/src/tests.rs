@@ -81,6 +81,7 @@ impl World {
             parameters: &self.parameters,
             functions: &self.functions,
             executions: &self.executions,
+            ..Ports::unavailable(&self.environment)
         }
     }
 

@@ -56,14 +56,16 @@ async fn every_log_line_is_json_with_the_execution_and_the_step() {
     let execution = "arn:aws:states:us-east-1:1:execution:x:logs";
     let executions = FakeExecutions::default();
     executions.set_status(execution, "RUNNING");
+    let environment = Default::default();
     let ports = Ports {
         ecs: &ecs,
         alarms: &alarms,
         metrics: &metrics,
-        environment: &Default::default(),
+        environment: &environment,
         parameters: &parameters,
         functions: &functions,
         executions: &executions,
+        ..Ports::unavailable(&environment)
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
 

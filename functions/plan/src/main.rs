@@ -12,7 +12,8 @@ async fn main() -> Result<(), Error> {
         .with_ecs()
         .with_alarms()
         .with_parameters()
-        .with_functions();
+        .with_functions()
+        .with_load_balancing();
     let aws = &aws;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         engine::plan(lambda::parse(event.payload)?, &aws.ports()).await
