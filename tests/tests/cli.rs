@@ -108,14 +108,7 @@ async fn run_follows_writes_the_journal_and_exits_like_chaos_run() {
     assert_eq!(code, 1, "{text}");
 
     // The report of the journal renders.
-    let out = Command::new(binary())
-        .args(["report"])
-        .arg(dir.join("journal.json"))
-        .args(["--out", dir.join("report.html").to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let html = report(&dir);
     assert!(html.contains("abort-alarm-is-ok"));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -255,14 +248,7 @@ async fn a_runs_journal_carries_the_target_over_time_and_its_report_charts_it() 
     assert_eq!(probe["lines"][0]["points"][0][1], json!(42.0), "{probe}");
 
     std::fs::write(dir.join("journal.json"), journal.to_string()).unwrap();
-    let out = Command::new(binary())
-        .args(["report"])
-        .arg(dir.join("journal.json"))
-        .args(["--out", dir.join("report.html").to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let html = report(&dir);
     let target = &html[html
         .find("<section id=\"target\"")
         .expect("the target section")..];
@@ -271,6 +257,18 @@ async fn a_runs_journal_carries_the_target_over_time_and_its_report_charts_it() 
         "{target}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `turbulence report DIR/journal.json --out DIR/report.html`: the HTML.
+fn report(dir: &std::path::Path) -> String {
+    let out = Command::new(binary())
+        .args(["report"])
+        .arg(dir.join("journal.json"))
+        .args(["--out", dir.join("report.html").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    std::fs::read_to_string(dir.join("report.html")).unwrap()
 }
 
 fn tempdir(name: &str) -> PathBuf {
