@@ -886,3 +886,113 @@ async fn row_14_stop_execution_while_a_target_is_deregistered() {
     assert_eq!(messages[0]["error"], "ExperimentInterrupted");
     clean(14, "StopExecution while a target is deregistered");
 }
+
+/// StopExecution while the write-up's Lambda experiment injects faults into
+/// the Python twin through the turbulence-extension layer: the janitor
+/// deletes the fault configuration, and the function, still behind the
+/// wrapper and proxy, answers as its handler does once the proxy's cache
+/// has expired (one TTL).
+#[tokio::test]
+async fn row_15_stop_execution_while_a_python_function_is_injected_through_the_layer() {
+    let _shared = THROTTLE.read().await;
+    let (local, stack) = LocalStack::for_tests_with_stack("m14-python").await;
+    let twin = &manifest::PYTHON_MODERATION;
+    let parameter = format!("{}moderation-python", stack.fault_parameter_prefix);
+    let function = local
+        .create_python_function(
+            &local::runtimes::PythonFunction::new(
+                format!("{}-moderation-python", stack.prefix),
+                twin.code_dir,
+                twin.handler,
+            )
+            .with_layer(&parameter),
+        )
+        .await
+        .expect("deploy the Python target");
+    let mut doc: Value = serde_json::from_str(include_str!(
+        "../../experiments/lambda-fault-injection.json"
+    ))
+    .unwrap();
+    // Far more invocations than the row waits for: only the stop ends it.
+    doc["configuration"]["invocations"] = json!(10_000);
+    doc["configuration"]["function_name"] = json!(function);
+    doc["configuration"]["fault_parameter"] = json!(parameter);
+    doc["extensions"][0]["abort_alarms"] = json!([stack.abort_alarm]);
+    doc["extensions"][0]["poll_interval_seconds"] = json!(POLL_SECONDS);
+    let (before, _) = local.invocations(&function).await.unwrap();
+    let execution = local.start_execution(&stack, &doc).await.unwrap();
+    eventually("the injection", || async {
+        local.parameter(&parameter).await.unwrap().is_some()
+    })
+    .await;
+    // The configuration is written, then 6 s pass before the invocations.
+    eventually("invocations under injection", || async {
+        local.invocations(&function).await.unwrap().0 > before + 20
+    })
+    .await;
+    local
+        .sfn()
+        .stop_execution()
+        .execution_arn(&execution)
+        .cause("stopped from the console")
+        .send()
+        .await
+        .unwrap();
+    let done = local.wait_for(&execution, RUN_TIMEOUT).await.unwrap();
+    assert_eq!(done.status, "ABORTED");
+    eventually("the fault configuration's removal", || async {
+        local.parameter(&parameter).await.unwrap().is_none()
+    })
+    .await;
+    let record = experiment::guards::RunRecord::parameter(&execution).unwrap();
+    eventually("the run record's removal", || async {
+        local.parameter(&record).await.unwrap().is_none()
+    })
+    .await;
+    for lock in [
+        format!("{}lambda/{function}", experiment::guards::LOCK_PREFIX),
+        format!(
+            "{}ssm/{}",
+            experiment::guards::LOCK_PREFIX,
+            parameter.trim_start_matches('/')
+        ),
+    ] {
+        assert_eq!(
+            local.parameter(&lock).await.unwrap(),
+            None,
+            "{lock} released"
+        );
+    }
+    let messages = local.dlq_messages(&stack).await.unwrap();
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert_eq!(messages[0]["error"], "ExperimentInterrupted");
+    // The proxy may serve the configuration it cached for one TTL (5 s by
+    // default) after the clear; past that, every call is the handler's.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let event = json!({"httpMethod": "POST", "path": "/moderate",
+        "headers": {"Content-Type": "application/json"},
+        "body": "{\"text\": \"Look at my new LEGO castle!\"}"});
+    for _ in 0..20 {
+        let started = Instant::now();
+        let out = local
+            .lambda()
+            .invoke()
+            .function_name(&function)
+            .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.function_error, None, "no injected exception");
+        let payload: Value = serde_json::from_slice(&out.payload.unwrap().into_inner()).unwrap();
+        assert_eq!(
+            payload["statusCode"], 200,
+            "the handler's answer: {payload}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "no injected delay: {:?}",
+            started.elapsed()
+        );
+    }
+    clean(15, "StopExecution mid-injection, Python via layer");
+}
