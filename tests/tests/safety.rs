@@ -621,6 +621,32 @@ async fn row_11_stop_execution_during_a_load_attack_and_repeated_invocations() {
 
 /// Until `ok` holds, polled for up to a minute (the janitor works
 /// asynchronously).
+/// What a StopExecution mid-run must leave once the janitor has run: no run
+/// record, every one of `locks` released, and exactly one dead letter,
+/// `ExperimentInterrupted`.
+async fn assert_interrupted_and_released(
+    local: &LocalStack,
+    stack: &Stack,
+    execution: &str,
+    locks: &[String],
+) {
+    let record = experiment::guards::RunRecord::parameter(execution).unwrap();
+    eventually("the run record's removal", || async {
+        local.parameter(&record).await.unwrap().is_none()
+    })
+    .await;
+    for lock in locks {
+        assert_eq!(
+            local.parameter(lock).await.unwrap(),
+            None,
+            "{lock} released"
+        );
+    }
+    let messages = local.dlq_messages(stack).await.unwrap();
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert_eq!(messages[0]["error"], "ExperimentInterrupted");
+}
+
 async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut ok: impl FnMut() -> F) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ok().await {
@@ -690,24 +716,11 @@ async fn row_12_stop_execution_while_a_function_is_throttled() {
             && local.event_source_mapping_state(&mapping).await.unwrap() == "Enabled"
     })
     .await;
-    let record = experiment::guards::RunRecord::parameter(&execution).unwrap();
-    eventually("the run record's removal", || async {
-        local.parameter(&record).await.unwrap().is_none()
-    })
-    .await;
-    for lock in [
+    let locks = [
         format!("{}lambda/{function}", experiment::guards::LOCK_PREFIX),
         format!("{}lambda-esm/{mapping}", experiment::guards::LOCK_PREFIX),
-    ] {
-        assert_eq!(
-            local.parameter(&lock).await.unwrap(),
-            None,
-            "{lock} released"
-        );
-    }
-    let messages = local.dlq_messages(&stack).await.unwrap();
-    assert_eq!(messages.len(), 1, "{messages:#?}");
-    assert_eq!(messages[0]["error"], "ExperimentInterrupted");
+    ];
+    assert_interrupted_and_released(&local, &stack, &execution, &locks).await;
     clean(12, "StopExecution while a function is throttled");
 }
 
@@ -866,24 +879,12 @@ async fn row_14_stop_execution_while_a_target_is_deregistered() {
             && !local.access_logs_enabled(&target).await.unwrap()
     })
     .await;
-    let record = experiment::guards::RunRecord::parameter(&execution).unwrap();
-    eventually("the run record's removal", || async {
-        local.parameter(&record).await.unwrap().is_none()
-    })
-    .await;
     let lock = format!(
         "{}elbv2-tg/{}",
         experiment::guards::LOCK_PREFIX,
         target.target_group
     );
-    assert_eq!(
-        local.parameter(&lock).await.unwrap(),
-        None,
-        "{lock} released"
-    );
-    let messages = local.dlq_messages(&stack).await.unwrap();
-    assert_eq!(messages.len(), 1, "{messages:#?}");
-    assert_eq!(messages[0]["error"], "ExperimentInterrupted");
+    assert_interrupted_and_released(&local, &stack, &execution, &[lock]).await;
     clean(14, "StopExecution while a target is deregistered");
 }
 
@@ -944,28 +945,15 @@ async fn row_15_stop_execution_while_a_python_function_is_injected_through_the_l
         local.parameter(&parameter).await.unwrap().is_none()
     })
     .await;
-    let record = experiment::guards::RunRecord::parameter(&execution).unwrap();
-    eventually("the run record's removal", || async {
-        local.parameter(&record).await.unwrap().is_none()
-    })
-    .await;
-    for lock in [
+    let locks = [
         format!("{}lambda/{function}", experiment::guards::LOCK_PREFIX),
         format!(
             "{}ssm/{}",
             experiment::guards::LOCK_PREFIX,
             parameter.trim_start_matches('/')
         ),
-    ] {
-        assert_eq!(
-            local.parameter(&lock).await.unwrap(),
-            None,
-            "{lock} released"
-        );
-    }
-    let messages = local.dlq_messages(&stack).await.unwrap();
-    assert_eq!(messages.len(), 1, "{messages:#?}");
-    assert_eq!(messages[0]["error"], "ExperimentInterrupted");
+    ];
+    assert_interrupted_and_released(&local, &stack, &execution, &locks).await;
     // The proxy may serve the configuration it cached for one TTL (5 s by
     // default) after the clear; past that, every call is the handler's.
     tokio::time::sleep(Duration::from_secs(6)).await;
