@@ -76,6 +76,11 @@ pub fn timestamp(at: time::OffsetDateTime) -> String {
         .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }
 
+/// The instant of RFC 3339 text, as [`timestamp`] writes it.
+pub fn parse_timestamp(text: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+}
+
 /// What an activity may need of the run around it.
 pub struct Context<'a> {
     /// Values observed before the method that later checks compare against.

@@ -936,9 +936,10 @@ pub(crate) async fn finish_to(
     let now = OffsetDateTime::now_utc();
     let mut finished = journal::journal(&state, now);
     if let Some(sources) = sources {
-        let start = finished.journal["start"]
-            .as_str()
-            .and_then(series::parse_time)
+        let start = state
+            .started_at
+            .as_deref()
+            .and_then(activities::parse_timestamp)
             .unwrap_or(now);
         let charts = series::collect(&state, start, now, sources.alarms, sources.metrics).await;
         finished.journal["turbulence"]["metrics"] = json!(charts);

@@ -12,10 +12,9 @@
 //! says why in its `note`.
 
 use activities::cloudwatch::probe_metric;
-use activities::{AlarmDefinition, Alarms, Call, CallSpec, MetricQuery, Metrics};
+use activities::{timestamp, AlarmDefinition, Alarms, Call, CallSpec, MetricQuery, Metrics};
 use experiment::state::{Record, State};
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 /// The most charts one journal carries.
@@ -102,7 +101,7 @@ async fn alarm_series(
         .state_updated
         .filter(|at| d.state == "ALARM" && (from..=to).contains(at))
     {
-        extra["fired_at"] = json!(iso(at));
+        extra["fired_at"] = json!(timestamp(at));
     }
     let title = format!("{}: {}", d.name, describe(&query));
     read(metrics, &query, title, "abort alarm", extra).await
@@ -121,7 +120,7 @@ async fn read(
             let points: Vec<Value> = points
                 .into_iter()
                 .take(MAX_POINTS as usize)
-                .map(|(t, v)| json!([iso(t), v]))
+                .map(|(t, v)| json!([timestamp(t), v]))
                 .collect();
             s["lines"] = json!([{ "name": query.statistic, "points": points }]);
             s["period_seconds"] = json!(query.period_seconds);
@@ -235,22 +234,13 @@ fn describe(q: &MetricQuery) -> String {
     format!("{} {}{dims} ({})", q.namespace, q.metric_name, q.statistic)
 }
 
-fn iso(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
-
-/// An RFC 3339 timestamp of the journal (`start`, `end`).
-pub fn parse_time(text: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(text, &Rfc3339).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use activities::fake::{FakeAlarms, FakeMetrics};
 
     fn at(s: &str) -> OffsetDateTime {
-        parse_time(s).unwrap()
+        activities::parse_timestamp(s).unwrap()
     }
 
     fn alarm(name: &str, state_updated: &str) -> AlarmDefinition {

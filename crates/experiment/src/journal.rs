@@ -183,10 +183,9 @@ pub fn journal(state: &State, now: OffsetDateTime) -> Finished {
     };
     let end = timestamp(now);
     let start = state.started_at.clone().unwrap_or_else(|| end.clone());
-    let duration =
-        time::OffsetDateTime::parse(&start, &time::format_description::well_known::Rfc3339)
-            .map(|s| (now - s).as_seconds_f64())
-            .unwrap_or(0.0);
+    let duration = crate::parse_timestamp(&start)
+        .map(|s| (now - s).as_seconds_f64())
+        .unwrap_or(0.0);
     let journal = json!({
         // Not chaoslib, but readers expect a version string here.
         "chaoslib-version": concat!("turbulence ", env!("CARGO_PKG_VERSION")),

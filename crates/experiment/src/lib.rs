@@ -17,7 +17,7 @@ pub mod plan;
 pub mod state;
 pub mod tolerance;
 
-pub use activities::{attack, catalogue, faults, suggest, timestamp};
+pub use activities::{attack, catalogue, faults, parse_timestamp, suggest, timestamp};
 pub use catalogue::{Call, CallSpec};
 pub use model::{Experiment, Invalid, Lookups, SecretRef};
 pub use plan::{Phase, Plan, Settings, Step, StepKind};
