@@ -90,18 +90,9 @@ impl Valid {
     /// before its change, and the release of every target's lock.
     fn recorded_rollbacks(&self) -> Vec<String> {
         use experiment::catalogue::Revert;
-        let plan = &self.plan;
-        let steps = plan
-            .steps
-            .iter()
-            .filter_map(|s| s.call.as_ref().map(|c| (&s.name, c)));
-        let rollbacks = plan.rollbacks.iter().map(|r| (&r.name, &r.call));
         let mut notes = Vec::new();
         let mut locked = std::collections::BTreeSet::new();
-        for (name, spec) in steps.chain(rollbacks) {
-            let Ok(call) = experiment::Call::parse(spec) else {
-                continue;
-            };
+        for (name, call) in self.plan.calls() {
             locked.extend(call.touches());
             if let Revert::By(undos) = call.activity.undo {
                 notes.push(format!(

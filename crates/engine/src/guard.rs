@@ -28,15 +28,9 @@ pub(crate) fn deployment(state: &State) -> Result<&Deployment, Failure> {
 /// Every call the run may make that changes something: the method's
 /// actions and the experiment's own rollbacks.
 fn changing_calls(plan: &Plan) -> Vec<(String, Call)> {
-    let steps = plan
-        .steps
-        .iter()
-        .filter_map(|s| s.call.as_ref().map(|c| (&s.name, c)));
-    let rollbacks = plan.rollbacks.iter().map(|r| (&r.name, &r.call));
-    steps
-        .chain(rollbacks)
-        .filter_map(|(name, spec)| Call::parse(spec).ok().map(|c| (name.clone(), c)))
+    plan.calls()
         .filter(|(_, c)| !c.touches().is_empty())
+        .map(|(name, c)| (name.to_string(), c))
         .collect()
 }
 

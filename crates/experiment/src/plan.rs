@@ -321,18 +321,24 @@ impl Plan {
 }
 
 impl Plan {
+    /// Every call the run may make, by the name of its step or rollback:
+    /// the steps' in order, then the experiment's own rollbacks.
+    pub fn calls(&self) -> impl Iterator<Item = (&str, crate::catalogue::Call)> + '_ {
+        let steps = self
+            .steps
+            .iter()
+            .filter_map(|s| s.call.as_ref().map(|c| (s.name.as_str(), c)));
+        let rollbacks = self.rollbacks.iter().map(|r| (r.name.as_str(), &r.call));
+        steps
+            .chain(rollbacks)
+            .filter_map(|(name, spec)| Some((name, crate::catalogue::Call::parse(spec).ok()?)))
+    }
+
     /// The checks of this experiment's targets that need the account, which
     /// `turbulence validate` leaves to the run (see
     /// [`crate::faults::left_to_the_run`]).
     pub fn left_to_the_run(&self) -> Vec<String> {
-        use crate::catalogue::Call;
-        let calls: Vec<Call> = self
-            .steps
-            .iter()
-            .filter_map(|s| s.call.as_ref())
-            .chain(self.rollbacks.iter().map(|r| &r.call))
-            .filter_map(|spec| Call::parse(spec).ok())
-            .collect();
+        let calls: Vec<_> = self.calls().map(|(_, call)| call).collect();
         crate::faults::left_to_the_run(&calls)
     }
 
