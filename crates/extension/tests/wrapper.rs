@@ -15,6 +15,12 @@ use std::os::unix::process::CommandExt;
 
 const REAL_API: &str = "127.0.0.1:9001";
 
+/// Held while a test writes an executable and while one spawns a process:
+/// a fork in another test's thread while a file is open for writing keeps
+/// it open in the child, and running that file then fails with "Text file
+/// busy" (ETXTBSY).
+static FILES_OR_SPAWN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A layer directory: the wrapper, and `proxy` as `turbulence-extension`.
 struct Layer {
     dir: PathBuf,
@@ -33,6 +39,7 @@ impl Layer {
             std::env::temp_dir().join(format!("turbulence-wrapper-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        let _writing = FILES_OR_SPAWN.lock().unwrap_or_else(|e| e.into_inner());
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("layer/wrapper");
         std::fs::copy(source, dir.join("wrapper")).unwrap();
         let binary = dir.join("turbulence-extension");
@@ -71,7 +78,10 @@ impl Layer {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let started = Instant::now();
-        let mut child = command.spawn().unwrap();
+        let mut child = {
+            let _spawning = FILES_OR_SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+            command.spawn().unwrap()
+        };
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
